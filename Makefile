@@ -1,0 +1,50 @@
+# Thin wrapper over CMake, ctest and pytest. `make serve` and `make test` are
+# the two commands of the README; both install what they need first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+PYTHON := /usr/bin/python3
+GRPC_ADDRESS ?= 0.0.0.0:50051
+HTTP_ADDRESS ?= 0.0.0.0:9090
+SERVER := $(BUILD_DIR)/server/fusion-server
+
+.PHONY: deps configure build serve test test-cpp test-python model format clean
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+configure: $(BUILD_DIR)/CMakeCache.txt
+
+build: deps configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+serve: build
+	$(SERVER) --model_repository=models --model=fusion \
+	  --grpc_address=$(GRPC_ADDRESS) --http_address=$(HTTP_ADDRESS)
+
+# Runs both suites even when the first fails, so every count is reported.
+test: build
+	@status=0; \
+	$(MAKE) --no-print-directory test-cpp || status=1; \
+	$(MAKE) --no-print-directory test-python || status=1; \
+	exit $$status
+
+test-cpp:
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+test-python:
+	FUSION_SERVER_BIN=$(abspath $(SERVER)) $(PYTHON) -m pytest tests -q
+
+# Regenerates the committed bundle models/fusion/1 (data, vocab, training,
+# export); deterministic.
+model: deps
+	$(PYTHON) -m model.build_bundle
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)

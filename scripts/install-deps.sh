@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package fusionserve needs to build, test and serve.
+# Idempotent: when everything is present it prints nothing and exits 0.
+set -euo pipefail
+
+PACKAGES=(
+  # build toolchain
+  build-essential cmake pkg-config git
+  # C++ dependencies
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libtorch-dev prometheus-cpp-dev libcpp-httplib-dev
+  libopenblas0-pthread libgtest-dev libgmock-dev libbenchmark-dev
+  libutf8proc-dev nlohmann-json3-dev
+  # Python side (model training/export, tests, example client)
+  python3 python3-torch python3-numpy python3-protobuf python3-grpcio
+  python3-pytest
+  # integration tests: a real Prometheus scrapes the server
+  prometheus curl
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,30 @@
+// Turns a ScoreRequest into model input, or says precisely what is wrong.
+//
+// Every error is INVALID_ARGUMENT and its message starts with the offending
+// field ("features['amount']: ...", "token_ids[3]: ..."). No gRPC types
+// beyond the generated messages; thread-safe (pure function of its inputs).
+#ifndef FUSION_SERVER_API_REQUEST_VALIDATION_H_
+#define FUSION_SERVER_API_REQUEST_VALIDATION_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fusion/v1/scoring.pb.h"
+#include "server/runtime/model_runtime.h"
+#include "server/serving/servable.h"
+
+namespace fusion::api {
+
+struct ValidatedRequest {
+  runtime::ScoringInput input;
+  std::vector<std::string> tokens;  // filled only when attention is asked
+  bool truncated = false;
+};
+
+absl::StatusOr<ValidatedRequest> ValidateScoreRequest(
+    const fusion::v1::ScoreRequest& request, const serving::Servable& servable);
+
+}  // namespace fusion::api
+
+#endif  // FUSION_SERVER_API_REQUEST_VALIDATION_H_

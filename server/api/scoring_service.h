@@ -1,0 +1,53 @@
+// fusion.v1.ScoringService on gRPC's callback API.
+//
+// RPC threads only validate, tokenize and enqueue; executor threads finish
+// the RPCs when their batch is computed, so no thread blocks per request.
+// ScoreStream keeps at most kMaxInFlightPerStream requests of one stream in
+// the server and stops reading until some complete (flow control).
+#ifndef FUSION_SERVER_API_SCORING_SERVICE_H_
+#define FUSION_SERVER_API_SCORING_SERVICE_H_
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "fusion/v1/scoring.grpc.pb.h"
+#include "server/serving/serving_state.h"
+
+namespace fusion::api {
+
+class ScoringServiceImpl final
+    : public fusion::v1::ScoringService::CallbackService {
+ public:
+  static constexpr int kMaxInFlightPerStream = 512;
+
+  // `state` must outlive the service.
+  explicit ScoringServiceImpl(const serving::ServingState* state)
+      : state_(state) {}
+
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
+                                  const fusion::v1::ScoreRequest* request,
+                                  fusion::v1::ScoreResponse* response) override;
+  grpc::ServerBidiReactor<fusion::v1::ScoreRequest, fusion::v1::ScoreResponse>*
+  ScoreStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetModelMetadata(
+      grpc::CallbackServerContext* context,
+      const fusion::v1::GetModelMetadataRequest* request,
+      fusion::v1::ModelMetadata* response) override;
+
+  using RespondFn =
+      std::function<void(absl::StatusOr<fusion::v1::ScoreResponse>)>;
+  // Validates `request` and queues it. An error means the request was
+  // refused before queuing (unknown model, invalid input, not admitting) and
+  // `respond` is never called; on OK `respond` is called exactly once, from
+  // an executor thread, or at once when the queue refuses the task.
+  absl::Status SubmitScore(grpc::CallbackServerContext* context,
+                           const fusion::v1::ScoreRequest& request,
+                           RespondFn respond);
+
+ private:
+  const serving::ServingState* const state_;
+};
+
+}  // namespace fusion::api
+
+#endif  // FUSION_SERVER_API_SCORING_SERVICE_H_

@@ -1,0 +1,60 @@
+#include "server/metrics/http_endpoint.h"
+
+#include <httplib.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace fusion::metrics {
+
+absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
+    HttpEndpointOptions options) {
+  const size_t colon = options.address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(options.address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad HTTP address '", options.address, "' (host:port)"));
+  }
+  std::string host = options.address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+
+  std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint());
+  endpoint->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& server = *endpoint->server_;
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  server.Get("/readyz", [reason = options.not_ready_reason](
+                            const httplib::Request&, httplib::Response& res) {
+    const std::string why = reason ? reason() : "";
+    if (why.empty()) {
+      res.set_content("ready\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content(absl::StrCat("not ready: ", why, "\n"), "text/plain");
+    }
+  });
+  if (options.metrics_text) {
+    server.Get("/metrics", [text = options.metrics_text](
+                               const httplib::Request&, httplib::Response& res) {
+      res.set_content(text(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  }
+  endpoint->port_ = port == 0 ? server.bind_to_any_port(host)
+                              : (server.bind_to_port(host, port) ? port : -1);
+  if (endpoint->port_ < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind HTTP address ", options.address));
+  }
+  endpoint->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  return endpoint;
+}
+
+HttpEndpoint::~HttpEndpoint() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace fusion::metrics

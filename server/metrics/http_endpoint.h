@@ -1,0 +1,49 @@
+// The HTTP side port: GET /healthz (alive), GET /readyz (ready to serve),
+// GET /metrics (Prometheus text format, when a source is given).
+//
+// Served by cpp-httplib on its own threads (prometheus-cpp's Exposer cannot
+// start next to LibTorch here; see DESIGN.md).
+#ifndef FUSION_SERVER_METRICS_HTTP_ENDPOINT_H_
+#define FUSION_SERVER_METRICS_HTTP_ENDPOINT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace fusion::metrics {
+
+struct HttpEndpointOptions {
+  std::string address = "0.0.0.0:9090";  // host:port
+  // "" when ready, else the one-line reason /readyz reports with its 503.
+  std::function<std::string()> not_ready_reason;
+  // Prometheus exposition text; /metrics answers 404 when empty.
+  std::function<std::string()> metrics_text;
+};
+
+class HttpEndpoint {
+ public:
+  // Binds and starts serving. INVALID_ARGUMENT for a malformed address,
+  // UNAVAILABLE when the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<HttpEndpoint>> Start(
+      HttpEndpointOptions options);
+  ~HttpEndpoint();  // stops and joins
+
+  int port() const { return port_; }
+
+ private:
+  HttpEndpoint() = default;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace fusion::metrics
+
+#endif  // FUSION_SERVER_METRICS_HTTP_ENDPOINT_H_

@@ -1,0 +1,110 @@
+#include "server/runtime/bundle_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/text_format.h"
+
+namespace fusion::runtime {
+namespace {
+
+absl::Status Invalid(const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("config.pbtxt: ", what));
+}
+
+void ApplyDefaults(fusion::v1::ModelConfig& c) {
+  if (c.platform().empty()) c.set_platform("torchscript");
+  if (c.model_file().empty()) c.set_model_file("model.pt");
+  if (c.max_message_bytes() == 0) c.set_max_message_bytes(4 << 20);
+  auto* tok = c.mutable_tokenizer();
+  if (tok->vocab_file().empty()) tok->set_vocab_file("vocab.txt");
+  if (tok->unk_token().empty()) tok->set_unk_token("[UNK]");
+  if (tok->cls_token().empty()) tok->set_cls_token("[CLS]");
+  if (tok->sep_token().empty()) tok->set_sep_token("[SEP]");
+  if (tok->pad_token().empty()) tok->set_pad_token("[PAD]");
+  if (tok->max_chars_per_word() == 0) tok->set_max_chars_per_word(100);
+  auto* b = c.mutable_batching();
+  if (b->max_batch_size() == 0) b->set_max_batch_size(64);
+  if (b->max_queue_delay_us() == 0) b->set_max_queue_delay_us(2000);
+  if (b->length_bucket_edges().empty()) {
+    for (int edge : {16, 32, 64, 128}) b->add_length_bucket_edges(edge);
+  }
+  if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
+  if (b->priority_levels() == 0) b->set_priority_levels(2);
+  if (b->instance_count() == 0) b->set_instance_count(1);
+  auto* r = c.mutable_runtime();
+  if (r->interop_threads() == 0) r->set_interop_threads(1);
+  if (r->warmup_iterations() == 0) r->set_warmup_iterations(3);
+}
+
+absl::Status Validate(const fusion::v1::ModelConfig& c) {
+  if (c.name().empty()) return Invalid("name is empty");
+  if (c.version() <= 0) return Invalid("version must be positive");
+  if (c.platform() != "torchscript") {
+    return Invalid(absl::StrCat("unsupported platform '", c.platform(), "'"));
+  }
+  if (c.classes_size() < 2) return Invalid("at least two classes needed");
+  if (c.positive_class() < 0 || c.positive_class() >= c.classes_size()) {
+    return Invalid("positive_class out of range");
+  }
+  if (c.max_tokens() < 3) return Invalid("max_tokens must be at least 3");
+  if (c.attention_heads() <= 0) return Invalid("attention_heads must be > 0");
+  if (c.features_size() == 0) return Invalid("no features");
+  std::set<std::string> names;
+  for (const auto& f : c.features()) {
+    if (f.name().empty()) return Invalid("a feature has no name");
+    if (!names.insert(f.name()).second) {
+      return Invalid(absl::StrCat("duplicate feature '", f.name(), "'"));
+    }
+  }
+  const auto& b = c.batching();
+  if (b.max_batch_size() < 1) return Invalid("max_batch_size must be >= 1");
+  if (b.max_queue_delay_us() < 0) return Invalid("max_queue_delay_us < 0");
+  if (b.max_queue_size() < 1) return Invalid("max_queue_size must be >= 1");
+  if (b.priority_levels() < 1) return Invalid("priority_levels must be >= 1");
+  if (b.instance_count() < 1) return Invalid("instance_count must be >= 1");
+  for (int size : b.preferred_batch_sizes()) {
+    if (size < 1 || size > b.max_batch_size()) {
+      return Invalid("preferred_batch_sizes must lie in [1, max_batch_size]");
+    }
+  }
+  int previous = 0;
+  for (int edge : b.length_bucket_edges()) {
+    if (edge <= previous) {
+      return Invalid("length_bucket_edges must be positive and increasing");
+    }
+    previous = edge;
+  }
+  if (c.runtime().intra_op_threads() < 0 || c.runtime().interop_threads() < 0) {
+    return Invalid("thread counts must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<fusion::v1::ModelConfig> NormalizeConfig(
+    fusion::v1::ModelConfig config) {
+  ApplyDefaults(config);
+  if (absl::Status status = Validate(config); !status.ok()) return status;
+  return config;
+}
+
+absl::StatusOr<fusion::v1::ModelConfig> LoadBundleConfig(
+    const std::string& bundle_dir) {
+  const std::string path = bundle_dir + "/config.pbtxt";
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  fusion::v1::ModelConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot parse ", path));
+  }
+  return NormalizeConfig(std::move(config));
+}
+
+}  // namespace fusion::runtime

@@ -1,0 +1,71 @@
+#include "server/runtime/bundle_config.h"
+
+#include <gtest/gtest.h>
+
+#include "google/protobuf/text_format.h"
+
+namespace fusion::runtime {
+namespace {
+
+fusion::v1::ModelConfig Parse(const std::string& text) {
+  fusion::v1::ModelConfig config;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &config));
+  return config;
+}
+
+constexpr char kMinimal[] = R"pb(
+  name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
+  max_tokens: 32 attention_heads: 2
+  features { name: "x" } features { name: "y" }
+)pb";
+
+TEST(BundleConfigTest, DefaultBundleLoadsWithItsSettings) {
+  auto config = LoadBundleConfig(FUSION_SOURCE_DIR "/models/fusion/1");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->name(), "fusion");
+  EXPECT_EQ(config->version(), 1);
+  EXPECT_EQ(config->classes_size(), 2);
+  EXPECT_GT(config->features_size(), 0);
+  EXPECT_EQ(config->tokenizer().vocab_file(), "vocab.txt");
+  EXPECT_EQ(config->batching().max_batch_size(), 64);
+}
+
+TEST(BundleConfigTest, FillsDefaults) {
+  auto config = NormalizeConfig(Parse(kMinimal));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->platform(), "torchscript");
+  EXPECT_EQ(config->model_file(), "model.pt");
+  EXPECT_EQ(config->batching().max_batch_size(), 64);
+  EXPECT_EQ(config->batching().max_queue_delay_us(), 2000);
+  EXPECT_EQ(config->batching().length_bucket_edges_size(), 4);
+  EXPECT_EQ(config->batching().max_queue_size(), 1024);
+  EXPECT_EQ(config->batching().priority_levels(), 2);
+  EXPECT_EQ(config->tokenizer().unk_token(), "[UNK]");
+  EXPECT_EQ(config->max_message_bytes(), 4 << 20);
+}
+
+TEST(BundleConfigTest, RejectsInconsistentConfigs) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"features { name: \"x\" }", "duplicate feature 'x'"},
+      {"positive_class: 5", "positive_class"},
+      {"batching { preferred_batch_sizes: 100 }", "preferred_batch_sizes"},
+      {"batching { length_bucket_edges: 8 length_bucket_edges: 4 }",
+       "length_bucket_edges"},
+      {"platform: \"onnx\"", "unsupported platform"},
+  };
+  for (const auto& [extra, message] : cases) {
+    auto config = NormalizeConfig(Parse(std::string(kMinimal) + extra));
+    ASSERT_FALSE(config.ok()) << extra;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(config.status().message().find(message), std::string::npos)
+        << config.status();
+  }
+}
+
+TEST(BundleConfigTest, MissingBundleIsNotFound) {
+  auto config = LoadBundleConfig("/nonexistent/bundle");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace fusion::runtime

@@ -1,0 +1,239 @@
+#include "server/runtime/torch_model_runtime.h"
+
+#include <dlfcn.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/runtime/cpu_budget.h"
+
+namespace fusion::runtime {
+namespace {
+
+// OpenBLAS threads fight LibTorch's for the same cores (2x slower measured
+// here), so hold OpenBLAS to one thread. Looked up at run time: the binary
+// does not link OpenBLAS directly, LibTorch's BLAS may or may not be it.
+void LimitOpenBlasThreads() {
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    fn(1);
+  }
+}
+
+// Inter-op threads may be set only once per process, before first use.
+void SetInteropThreadsOnce(int threads) {
+  static std::once_flag once;
+  std::call_once(once, [threads] {
+    try {
+      at::set_num_interop_threads(threads);
+    } catch (const c10::Error&) {
+      // Already used by an earlier runtime in this process: keep its value.
+    }
+  });
+}
+
+absl::StatusOr<torch::Device> ChooseDevice(DevicePreference preference) {
+  const bool cuda = torch::cuda::is_available();
+  switch (preference) {
+    case DevicePreference::kCpu:
+      return torch::Device(torch::kCPU);
+    case DevicePreference::kCuda:
+      if (!cuda) {
+        return absl::FailedPreconditionError(
+            "--device=cuda but no CUDA device is available");
+      }
+      return torch::Device(torch::kCUDA, 0);
+    case DevicePreference::kAuto:
+      break;
+  }
+  return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+}  // namespace
+
+struct TorchModelRuntime::Impl {
+  torch::jit::script::Module module;
+  torch::Device device{torch::kCPU};
+  int64_t pad_id = 0;
+  int64_t num_features = 0;
+  int intra_op_threads = 1;
+
+  // Pads the batch to its longest request.
+  std::vector<torch::jit::IValue> Collate(
+      absl::Span<const ScoringInput* const> batch, bool need_weights) const {
+    const int64_t size = static_cast<int64_t>(batch.size());
+    int64_t length = 1;
+    for (const ScoringInput* in : batch) {
+      length = std::max<int64_t>(length, in->token_ids.size());
+    }
+    auto ids = torch::full({size, length}, pad_id, torch::kInt64);
+    auto mask = torch::zeros({size, length}, torch::kInt64);
+    auto features = torch::empty({size, num_features}, torch::kFloat32);
+    int64_t* ids_data = ids.data_ptr<int64_t>();
+    int64_t* mask_data = mask.data_ptr<int64_t>();
+    float* feature_data = features.data_ptr<float>();
+    for (int64_t b = 0; b < size; ++b) {
+      const ScoringInput& in = *batch[b];
+      for (size_t t = 0; t < in.token_ids.size(); ++t) {
+        ids_data[b * length + t] = in.token_ids[t];
+        mask_data[b * length + t] = 1;
+      }
+      std::copy(in.features.begin(), in.features.end(),
+                feature_data + b * num_features);
+    }
+    if (device.is_cuda()) {
+      ids = ids.pin_memory().to(device, /*non_blocking=*/true);
+      mask = mask.pin_memory().to(device, /*non_blocking=*/true);
+      features = features.pin_memory().to(device, /*non_blocking=*/true);
+    }
+    return {ids, mask, features, need_weights};
+  }
+
+  // Cuts request `b`'s attention out of the padded batch outputs.
+  static void SplitAttention(const torch::Tensor& text_to_tab,
+                             const torch::Tensor& tab_to_text, int64_t b,
+                             const ScoringInput& in, ScoringOutput& out) {
+    const int64_t tokens = static_cast<int64_t>(in.token_ids.size());
+    torch::Tensor t2f = text_to_tab[b].narrow(1, 0, tokens);  // [H,T,F]
+    torch::Tensor f2t = tab_to_text[b].narrow(2, 0, tokens);  // [H,F,T]
+    if (in.attention == AttentionDetail::kMean) {
+      t2f = t2f.mean(0);
+      f2t = f2t.mean(0);
+    }
+    t2f = t2f.contiguous();
+    f2t = f2t.contiguous();
+    out.text_to_features.assign(t2f.data_ptr<float>(),
+                                t2f.data_ptr<float>() + t2f.numel());
+    out.features_to_text.assign(f2t.data_ptr<float>(),
+                                f2t.data_ptr<float>() + f2t.numel());
+    out.text_to_features_shape.assign(t2f.sizes().begin(), t2f.sizes().end());
+    out.features_to_text_shape.assign(f2t.sizes().begin(), f2t.sizes().end());
+  }
+
+  std::vector<ScoringOutput> Run(absl::Span<const ScoringInput* const> batch) {
+    const bool need_weights =
+        std::any_of(batch.begin(), batch.end(), [](const ScoringInput* in) {
+          return in->attention != AttentionDetail::kNone;
+        });
+    c10::InferenceMode inference_mode;
+    auto result = module.forward(Collate(batch, need_weights)).toTuple();
+    const auto& elements = result->elements();
+    torch::Tensor probs = elements[0].toTensor().to(torch::kCPU).contiguous();
+    torch::Tensor text_to_tab, tab_to_text;
+    if (need_weights) {
+      text_to_tab = elements[1].toTensor().to(torch::kCPU).contiguous();
+      tab_to_text = elements[2].toTensor().to(torch::kCPU).contiguous();
+    }
+    const int64_t classes = probs.size(1);
+    const float* prob_data = probs.data_ptr<float>();
+    std::vector<ScoringOutput> outputs(batch.size());
+    for (size_t b = 0; b < batch.size(); ++b) {
+      outputs[b].probabilities.assign(prob_data + b * classes,
+                                      prob_data + (b + 1) * classes);
+      if (batch[b]->attention != AttentionDetail::kNone) {
+        SplitAttention(text_to_tab, tab_to_text, b, *batch[b], outputs[b]);
+      }
+    }
+    return outputs;
+  }
+
+  // Exercises short and long shapes, with and without weights, so the
+  // TorchScript profiling executor has optimised before real traffic.
+  void WarmUp(int iterations, int max_tokens, int max_batch) {
+    ScoringInput short_input, long_input;
+    short_input.token_ids.assign(8, 1);
+    long_input.token_ids.assign(max_tokens, 1);
+    short_input.features.assign(num_features, 0.0f);
+    long_input.features = short_input.features;
+    long_input.attention = AttentionDetail::kPerHead;
+    std::vector<const ScoringInput*> batch(std::max(1, max_batch),
+                                           &short_input);
+    batch.back() = &long_input;
+    for (int i = 0; i < iterations; ++i) {
+      Run(absl::MakeConstSpan(&batch[0], 1));
+      Run(batch);
+    }
+  }
+};
+
+TorchModelRuntime::TorchModelRuntime(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+TorchModelRuntime::~TorchModelRuntime() = default;
+
+absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
+    const std::string& bundle_dir, const fusion::v1::ModelConfig& config,
+    const TorchRuntimeOptions& options) {
+  const std::string path = bundle_dir + "/" + config.model_file();
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("model file not found: ", path));
+  }
+  auto device = ChooseDevice(options.device);
+  if (!device.ok()) return device.status();
+
+  LimitOpenBlasThreads();
+  auto impl = std::make_unique<Impl>();
+  impl->device = *device;
+  impl->num_features = config.features_size();
+  impl->intra_op_threads = options.intra_op_threads > 0
+                               ? options.intra_op_threads
+                               : config.runtime().intra_op_threads() > 0
+                                     ? config.runtime().intra_op_threads()
+                                     : UsableCpuCount();
+  at::set_num_threads(impl->intra_op_threads);
+  SetInteropThreadsOnce(options.interop_threads > 0
+                            ? options.interop_threads
+                            : config.runtime().interop_threads());
+  try {
+    impl->module = torch::jit::load(path, impl->device);
+    impl->module.eval();
+    impl->WarmUp(config.runtime().warmup_iterations(), config.max_tokens(),
+                 config.batching().max_batch_size());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("loading ", path, " failed: ", e.what_without_backtrace()));
+  }
+  return std::unique_ptr<TorchModelRuntime>(
+      new TorchModelRuntime(std::move(impl)));
+}
+
+absl::StatusOr<std::vector<ScoringOutput>> TorchModelRuntime::RunBatch(
+    absl::Span<const ScoringInput* const> batch) {
+  if (batch.empty()) return std::vector<ScoringOutput>{};
+  for (const ScoringInput* in : batch) {
+    if (in->token_ids.empty() ||
+        static_cast<int64_t>(in->features.size()) != impl_->num_features) {
+      return absl::InvalidArgumentError(
+          "RunBatch: input without tokens or with the wrong feature count");
+    }
+  }
+  try {
+    return impl_->Run(batch);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("model forward failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model forward failed: ", e.what()));
+  }
+}
+
+std::string TorchModelRuntime::device() const { return impl_->device.str(); }
+
+int TorchModelRuntime::intra_op_threads() const {
+  return impl_->intra_op_threads;
+}
+
+std::string TorchVersion() {
+  return absl::StrCat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".",
+                      TORCH_VERSION_PATCH);
+}
+
+}  // namespace fusion::runtime

@@ -1,0 +1,59 @@
+// ModelRuntime backed by a TorchScript module (LibTorch 1.13 CPU or 2.x CUDA).
+//
+// Torch headers stay inside the .cc: including this header costs nothing.
+// Thread-safety: RunBatch may be called from several threads at once (the
+// TorchScript module's forward is re-entrant under InferenceMode).
+#ifndef FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_
+#define FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "fusion/v1/model_config.pb.h"
+#include "server/runtime/model_runtime.h"
+
+namespace fusion::runtime {
+
+enum class DevicePreference { kAuto, kCpu, kCuda };
+
+struct TorchRuntimeOptions {
+  DevicePreference device = DevicePreference::kAuto;
+  // LibTorch intra-op threads; 0: the config's value, else usable CPUs.
+  int intra_op_threads = 0;
+  // LibTorch inter-op threads; 0: the config's value.
+  int interop_threads = 0;
+};
+
+class TorchModelRuntime final : public ModelRuntime {
+ public:
+  // Loads `<bundle_dir>/<config.model_file()>`, moves it to the chosen
+  // device, sets process-wide thread counts (first call wins for inter-op)
+  // and runs config.runtime().warmup_iterations() forwards.
+  // Errors: NOT_FOUND (no file), FAILED_PRECONDITION (cuda asked for but
+  // absent), INTERNAL (the module fails to load or to run its warm-up).
+  static absl::StatusOr<std::unique_ptr<TorchModelRuntime>> Create(
+      const std::string& bundle_dir, const fusion::v1::ModelConfig& config,
+      const TorchRuntimeOptions& options);
+
+  ~TorchModelRuntime() override;
+
+  absl::StatusOr<std::vector<ScoringOutput>> RunBatch(
+      absl::Span<const ScoringInput* const> batch) override;
+  std::string device() const override;
+
+  // Threads LibTorch uses for one forward (after Create applied them).
+  int intra_op_threads() const;
+
+ private:
+  struct Impl;
+  explicit TorchModelRuntime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The LibTorch version this binary runs against, e.g. "1.13.0".
+std::string TorchVersion();
+
+}  // namespace fusion::runtime
+
+#endif  // FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_

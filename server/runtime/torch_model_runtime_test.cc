@@ -1,0 +1,183 @@
+// The cross-language contract: LibTorch reproduces what the Python model
+// wrote into golden.jsonl, alone and inside one padded batch.
+#include "server/runtime/torch_model_runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "server/runtime/bundle_config.h"
+
+namespace fusion::runtime {
+namespace {
+
+constexpr char kBundle[] = FUSION_SOURCE_DIR "/models/fusion/1";
+constexpr float kTolerance = 1e-4f;
+
+struct Golden {
+  ScoringInput input;
+  std::vector<float> probabilities;
+  std::vector<float> text_to_features;  // [heads, tokens, features] flat
+  std::vector<float> features_to_text;  // [heads, features, tokens] flat
+};
+
+void Flatten(const nlohmann::json& value, std::vector<float>& out) {
+  if (value.is_array()) {
+    for (const auto& item : value) Flatten(item, out);
+  } else {
+    out.push_back(value.get<float>());
+  }
+}
+
+std::vector<Golden> ReadGolden() {
+  std::ifstream in(std::string(kBundle) + "/golden.jsonl");
+  EXPECT_TRUE(in) << "golden.jsonl missing";
+  std::vector<Golden> goldens;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto json = nlohmann::json::parse(line);
+    Golden g;
+    g.input.token_ids = json["token_ids"].get<std::vector<int32_t>>();
+    g.input.features = json["feature_vector"].get<std::vector<float>>();
+    g.input.attention = AttentionDetail::kPerHead;
+    g.probabilities = json["probabilities"].get<std::vector<float>>();
+    Flatten(json["text_to_features"], g.text_to_features);
+    Flatten(json["features_to_text"], g.features_to_text);
+    goldens.push_back(std::move(g));
+  }
+  return goldens;
+}
+
+void ExpectNear(const std::vector<float>& actual,
+                const std::vector<float>& expected, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    ASSERT_NEAR(actual[i], expected[i], kTolerance) << what << " [" << i << "]";
+  }
+}
+
+class TorchModelRuntimeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto config = LoadBundleConfig(kBundle);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = new fusion::v1::ModelConfig(*config);
+    TorchRuntimeOptions options;
+    options.device = DevicePreference::kCpu;
+    options.intra_op_threads = 2;
+    auto runtime = TorchModelRuntime::Create(kBundle, *config, options);
+    ASSERT_TRUE(runtime.ok()) << runtime.status();
+    runtime_ = runtime->release();
+    goldens_ = new std::vector<Golden>(ReadGolden());
+  }
+  static void TearDownTestSuite() {
+    delete runtime_;
+    delete config_;
+    delete goldens_;
+  }
+
+  static fusion::v1::ModelConfig* config_;
+  static TorchModelRuntime* runtime_;
+  static std::vector<Golden>* goldens_;
+};
+
+fusion::v1::ModelConfig* TorchModelRuntimeTest::config_ = nullptr;
+TorchModelRuntime* TorchModelRuntimeTest::runtime_ = nullptr;
+std::vector<Golden>* TorchModelRuntimeTest::goldens_ = nullptr;
+
+TEST_F(TorchModelRuntimeTest, ReproducesEveryGoldenRequestAlone) {
+  ASSERT_GE(goldens_->size(), 40u);
+  EXPECT_EQ(runtime_->device(), "cpu");
+  for (size_t i = 0; i < goldens_->size(); ++i) {
+    const Golden& g = (*goldens_)[i];
+    const ScoringInput* batch[] = {&g.input};
+    auto outputs = runtime_->RunBatch(batch);
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    const std::string what = "golden " + std::to_string(i);
+    ExpectNear((*outputs)[0].probabilities, g.probabilities, what + " probs");
+    ExpectNear((*outputs)[0].text_to_features, g.text_to_features,
+               what + " text_to_features");
+    ExpectNear((*outputs)[0].features_to_text, g.features_to_text,
+               what + " features_to_text");
+    const int32_t tokens = g.input.token_ids.size();
+    const int32_t heads = config_->attention_heads();
+    const int32_t features = config_->features_size();
+    EXPECT_EQ((*outputs)[0].text_to_features_shape,
+              (std::vector<int32_t>{heads, tokens, features}));
+    EXPECT_EQ((*outputs)[0].features_to_text_shape,
+              (std::vector<int32_t>{heads, features, tokens}));
+  }
+}
+
+TEST_F(TorchModelRuntimeTest, PaddedBatchMatchesAndWeightsGoOnlyToAskers) {
+  std::vector<ScoringInput> inputs;
+  for (const Golden& g : *goldens_) inputs.push_back(g.input);
+  std::vector<const ScoringInput*> batch;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    // Mix the three kinds of request in one batch.
+    inputs[i].attention = i % 3 == 0   ? AttentionDetail::kNone
+                          : i % 3 == 1 ? AttentionDetail::kMean
+                                       : AttentionDetail::kPerHead;
+    batch.push_back(&inputs[i]);
+  }
+  auto outputs = runtime_->RunBatch(batch);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  ASSERT_EQ(outputs->size(), inputs.size());
+  const int heads = config_->attention_heads();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Golden& g = (*goldens_)[i];
+    const ScoringOutput& out = (*outputs)[i];
+    const std::string what = "batched golden " + std::to_string(i);
+    ExpectNear(out.probabilities, g.probabilities, what);
+    switch (inputs[i].attention) {
+      case AttentionDetail::kNone:
+        EXPECT_TRUE(out.text_to_features.empty()) << what;
+        EXPECT_TRUE(out.features_to_text.empty()) << what;
+        break;
+      case AttentionDetail::kMean: {
+        // The head average of the golden per-head matrix.
+        const size_t per_head = g.text_to_features.size() / heads;
+        std::vector<float> mean(per_head, 0.0f);
+        for (size_t k = 0; k < g.text_to_features.size(); ++k) {
+          mean[k % per_head] += g.text_to_features[k] / heads;
+        }
+        ExpectNear(out.text_to_features, mean, what + " mean");
+        EXPECT_EQ(out.text_to_features_shape.size(), 2u);
+        break;
+      }
+      case AttentionDetail::kPerHead:
+        ExpectNear(out.text_to_features, g.text_to_features, what);
+        ExpectNear(out.features_to_text, g.features_to_text, what);
+        break;
+    }
+  }
+}
+
+TEST_F(TorchModelRuntimeTest, RejectsMalformedInputWithoutBreaking) {
+  ScoringInput bad = (*goldens_)[0].input;
+  bad.features.pop_back();
+  const ScoringInput* bad_batch[] = {&bad};
+  EXPECT_EQ(runtime_->RunBatch(bad_batch).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // An id past the embedding table makes forward throw: INTERNAL, and the
+  // runtime keeps serving.
+  ScoringInput out_of_vocab = (*goldens_)[0].input;
+  out_of_vocab.token_ids[1] = 1 << 30;
+  const ScoringInput* throwing_batch[] = {&out_of_vocab};
+  EXPECT_EQ(runtime_->RunBatch(throwing_batch).status().code(),
+            absl::StatusCode::kInternal);
+  const ScoringInput* good_batch[] = {&(*goldens_)[0].input};
+  EXPECT_TRUE(runtime_->RunBatch(good_batch).ok());
+}
+
+TEST(TorchModelRuntimeCreateTest, MissingModelFileIsNotFound) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  config->set_model_file("no-such-model.pt");
+  auto runtime = TorchModelRuntime::Create(kBundle, *config, {});
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace fusion::runtime

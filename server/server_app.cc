@@ -1,0 +1,135 @@
+#include "server/server_app.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "server/api/scoring_service.h"
+#include "server/common/log.h"
+#include "server/metrics/http_endpoint.h"
+#include "server/runtime/torch_model_runtime.h"
+#include "server/serving/serving_state.h"
+
+namespace fusion {
+namespace {
+
+constexpr char kServiceName[] = "fusion.v1.ScoringService";
+
+absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
+  if (name == "auto") return runtime::DevicePreference::kAuto;
+  if (name == "cpu") return runtime::DevicePreference::kCpu;
+  if (name == "cuda") return runtime::DevicePreference::kCuda;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--device: unknown '", name, "' (auto|cpu|cuda)"));
+}
+
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+void SetHealth(grpc::Server& server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+int64_t MaxMessageBytes(const serving::ModelRegistry& registry) {
+  int64_t bytes = 0;
+  for (const std::string& name : registry.ModelNames()) {
+    for (const std::string& version : registry.Versions(name)) {
+      bytes = std::max(bytes,
+                       (*registry.Find(name, version))->config().max_message_bytes());
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+absl::Status RunServer(const ServerAppOptions& options) {
+  // Signals are taken synchronously by this thread only; every thread
+  // started from here on inherits the mask.
+  const sigset_t signals = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto device = ParseDevice(options.device);
+  if (!device.ok()) return device.status();
+
+  serving::ServingState state;
+  metrics::HttpEndpointOptions http_options;
+  http_options.address = options.http_address;
+  http_options.not_ready_reason = [&state] { return state.NotReadyReason(); };
+  auto http = metrics::HttpEndpoint::Start(http_options);
+  if (!http.ok()) return http.status();
+  Log(LogLevel::kInfo, "HTTP probes on ", options.http_address);
+
+  serving::RegistryOptions registry_options;
+  registry_options.repository = options.model_repository;
+  registry_options.default_model = options.default_model;
+  registry_options.overrides = options.batching;
+  runtime::TorchRuntimeOptions runtime_options;
+  runtime_options.device = *device;
+  runtime_options.intra_op_threads = options.intra_op_threads;
+  runtime_options.interop_threads = options.interop_threads;
+  registry_options.runtime_factory =
+      [runtime_options](const std::string& bundle_dir,
+                        const fusion::v1::ModelConfig& config)
+      -> absl::StatusOr<std::unique_ptr<runtime::ModelRuntime>> {
+    auto created = runtime::TorchModelRuntime::Create(bundle_dir, config,
+                                                      runtime_options);
+    if (!created.ok()) return created.status();
+    return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
+  };
+  auto registry = serving::ModelRegistry::Load(registry_options);
+  if (!registry.ok()) return registry.status();
+
+  api::ScoringServiceImpl scoring(&state);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(options.grpc_address,
+                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.RegisterService(&scoring);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(MaxMessageBytes(**registry)));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || grpc_port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on gRPC address ", options.grpc_address));
+  }
+  state.SetReady(registry->get());
+  SetHealth(*server, true);
+  Log(LogLevel::kInfo, "serving ", options.default_model, " via gRPC on ",
+      options.grpc_address, " (torch ", runtime::TorchVersion(), ")");
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(LogLevel::kInfo, "signal ", signal_number, ": not ready; draining in ",
+      absl::FormatDuration(options.drain_delay));
+  state.StopAdvertising();
+  SetHealth(*server, false);
+  std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.drain_delay));
+
+  state.StartDraining();
+  const absl::Time start = absl::Now();
+  // Stops accepting RPCs and waits for the accepted ones, whose tasks the
+  // executors are still computing; past the deadline, cancels the rest.
+  server->Shutdown(absl::ToChronoTime(start + options.shutdown_timeout));
+  (*registry)->DrainAll();
+  Log(LogLevel::kInfo, "drained in ", absl::FormatDuration(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+}  // namespace fusion

@@ -1,0 +1,151 @@
+#include "server/serving/model_registry.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/runtime/bundle_config.h"
+
+namespace fusion::serving {
+namespace {
+
+namespace fs = std::filesystem;
+
+text::WordPieceTokenizerOptions TokenizerOptions(
+    const fusion::v1::ModelConfig& config) {
+  const auto& t = config.tokenizer();
+  text::WordPieceTokenizerOptions options;
+  options.lowercase = t.lowercase();
+  options.tokenize_cjk_chars = t.tokenize_cjk_chars();
+  options.unk_token = t.unk_token();
+  options.cls_token = t.cls_token();
+  options.sep_token = t.sep_token();
+  options.pad_token = t.pad_token();
+  options.max_chars_per_word = t.max_chars_per_word();
+  options.max_tokens = config.max_tokens();
+  options.truncation = t.truncation() == fusion::v1::TRUNCATION_REJECT
+                           ? text::TruncationPolicy::kReject
+                           : text::TruncationPolicy::kTruncate;
+  return options;
+}
+
+void ApplyOverrides(const BatchingOverrides& o, fusion::v1::ModelConfig& c) {
+  auto* b = c.mutable_batching();
+  if (o.max_batch_size > 0) b->set_max_batch_size(o.max_batch_size);
+  if (o.max_queue_delay_us >= 0) b->set_max_queue_delay_us(o.max_queue_delay_us);
+  if (o.max_queue_size > 0) b->set_max_queue_size(o.max_queue_size);
+  if (o.instance_count > 0) b->set_instance_count(o.instance_count);
+}
+
+absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
+    const std::string& bundle_dir, const RegistryOptions& options) {
+  auto config = runtime::LoadBundleConfig(bundle_dir);
+  if (!config.ok()) return config.status();
+  ApplyOverrides(options.overrides, *config);
+  auto tokenizer = text::WordPieceTokenizer::FromVocabFile(
+      bundle_dir + "/" + config->tokenizer().vocab_file(),
+      TokenizerOptions(*config));
+  if (!tokenizer.ok()) return tokenizer.status();
+  auto runtime = options.runtime_factory(bundle_dir, *config);
+  if (!runtime.ok()) return runtime.status();
+  return Servable::Create(std::move(*config), std::move(*runtime),
+                          std::move(*tokenizer));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
+    const RegistryOptions& options) {
+  std::error_code error;
+  if (!fs::is_directory(options.repository, error)) {
+    return absl::NotFoundError(
+        absl::StrCat("model repository not found: ", options.repository));
+  }
+  auto registry = std::unique_ptr<ModelRegistry>(new ModelRegistry());
+  registry->default_model_ = options.default_model;
+  for (const auto& model_dir : fs::directory_iterator(options.repository)) {
+    if (!model_dir.is_directory()) continue;
+    for (const auto& version_dir : fs::directory_iterator(model_dir.path())) {
+      int64_t version = 0;
+      if (!version_dir.is_directory() ||
+          !absl::SimpleAtoi(version_dir.path().filename().string(), &version) ||
+          !fs::exists(version_dir.path() / "config.pbtxt")) {
+        continue;
+      }
+      const std::string bundle = version_dir.path().string();
+      const absl::Time start = absl::Now();
+      auto servable = LoadServable(bundle, options);
+      if (!servable.ok()) {
+        return absl::Status(servable.status().code(),
+                            absl::StrCat(bundle, ": ", servable.status().message()));
+      }
+      if ((*servable)->config().version() != version) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            bundle, ": config.pbtxt says version ",
+            (*servable)->config().version(), " but the directory is ", version));
+      }
+      Log(LogLevel::kInfo, "loaded ", bundle, " on ", (*servable)->device(),
+          " in ", absl::FormatDuration(absl::Now() - start));
+      const std::string name = (*servable)->config().name();
+      if (name != model_dir.path().filename().string()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            bundle, ": config.pbtxt names the model '", name, "'"));
+      }
+      registry->models_[name][version] = std::move(*servable);
+    }
+  }
+  if (registry->models_.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no model bundles under ", options.repository));
+  }
+  if (!registry->models_.count(options.default_model)) {
+    return absl::NotFoundError(absl::StrCat(
+        "default model '", options.default_model, "' not in ",
+        options.repository));
+  }
+  return registry;
+}
+
+absl::StatusOr<Servable*> ModelRegistry::Find(const std::string& model,
+                                              const std::string& version) const {
+  const std::string& name = model.empty() ? default_model_ : model;
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  }
+  if (version.empty()) return it->second.begin()->second.get();
+  int64_t number = 0;
+  auto found = absl::SimpleAtoi(version, &number) ? it->second.find(number)
+                                                  : it->second.end();
+  if (found == it->second.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' has no version '", version, "'"));
+  }
+  return found->second.get();
+}
+
+std::vector<std::string> ModelRegistry::Versions(const std::string& model) const {
+  std::vector<std::string> versions;
+  auto it = models_.find(model.empty() ? default_model_ : model);
+  if (it == models_.end()) return versions;
+  for (const auto& [number, servable] : it->second) {
+    versions.push_back(std::to_string(number));
+  }
+  return versions;
+}
+
+std::vector<std::string> ModelRegistry::ModelNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, versions] : models_) names.push_back(name);
+  return names;
+}
+
+void ModelRegistry::DrainAll() {
+  for (auto& [name, versions] : models_) {
+    for (auto& [number, servable] : versions) servable->Drain();
+  }
+}
+
+}  // namespace fusion::serving

@@ -1,0 +1,66 @@
+// One loaded model version: its config, tokenizer, runtime and batch queue.
+//
+// Submit() hands a validated task to the batch queue; executor threads run
+// it through the runtime and complete it. Tasks whose deadline passed or
+// whose RPC was cancelled while queued are failed without being computed.
+// Thread-safety: all methods may be called concurrently.
+#ifndef FUSION_SERVER_SERVING_SERVABLE_H_
+#define FUSION_SERVER_SERVING_SERVABLE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "fusion/v1/model_config.pb.h"
+#include "server/batching/batch_queue.h"
+#include "server/runtime/model_runtime.h"
+#include "server/serving/scoring_task.h"
+#include "server/text/wordpiece_tokenizer.h"
+
+namespace fusion::serving {
+
+class Servable {
+ public:
+  // Takes ownership of the runtime and the tokenizer; starts
+  // config.batching().instance_count() executor threads.
+  static absl::StatusOr<std::unique_ptr<Servable>> Create(
+      fusion::v1::ModelConfig config,
+      std::unique_ptr<runtime::ModelRuntime> runtime,
+      std::unique_ptr<text::WordPieceTokenizer> tokenizer);
+
+  ~Servable();  // drains the queue
+
+  const fusion::v1::ModelConfig& config() const { return config_; }
+  const text::WordPieceTokenizer& tokenizer() const { return *tokenizer_; }
+  std::string version() const { return std::to_string(config_.version()); }
+  std::string device() const { return runtime_->device(); }
+  // The position of a feature in the model's input, if it exists.
+  std::optional<int> FeatureIndex(const std::string& name) const;
+
+  // Takes the task iff OK; RESOURCE_EXHAUSTED (queue full) or UNAVAILABLE
+  // (shutting down) otherwise, leaving the task with the caller.
+  absl::Status Submit(std::unique_ptr<ScoringTask>& task);
+
+  // Stops accepting, computes everything queued, joins the executors.
+  void Drain();
+  int queue_depth() const { return queue_->depth(); }
+
+ private:
+  using Queue = batching::BatchQueue<ScoringTask>;
+  Servable(fusion::v1::ModelConfig config,
+           std::unique_ptr<runtime::ModelRuntime> runtime,
+           std::unique_ptr<text::WordPieceTokenizer> tokenizer);
+  void ExecuteBatch(Queue::Batch batch);
+
+  const fusion::v1::ModelConfig config_;
+  const std::unique_ptr<runtime::ModelRuntime> runtime_;
+  const std::unique_ptr<text::WordPieceTokenizer> tokenizer_;
+  absl::flat_hash_map<std::string, int> feature_index_;
+  std::unique_ptr<Queue> queue_;  // last: its threads use the members above
+};
+
+}  // namespace fusion::serving
+
+#endif  // FUSION_SERVER_SERVING_SERVABLE_H_

@@ -1,0 +1,45 @@
+// Process-wide lifecycle: loading → ready → (SIGTERM) not ready → draining.
+//
+// Readiness (HTTP /readyz, gRPC health) and admission of new requests read
+// it. Thread-safety: all methods may be called concurrently.
+#ifndef FUSION_SERVER_SERVING_SERVING_STATE_H_
+#define FUSION_SERVER_SERVING_SERVING_STATE_H_
+
+#include <atomic>
+#include <string>
+
+#include "server/serving/model_registry.h"
+
+namespace fusion::serving {
+
+class ServingState {
+ public:
+  // Models loaded and warmed up; `registry` must outlive this object's use.
+  void SetReady(ModelRegistry* registry) { registry_.store(registry); }
+  // Shutdown asked for: stop advertising readiness, keep serving.
+  void StopAdvertising() { stopping_.store(true); }
+  // New requests are refused with UNAVAILABLE from now on.
+  void StartDraining() {
+    stopping_.store(true);
+    draining_.store(true);
+  }
+
+  ModelRegistry* registry() const { return registry_.load(); }
+  bool draining() const { return draining_.load(); }
+  bool ready() const { return registry() != nullptr && !stopping_.load(); }
+  // Why ready() is false, in one line ("" when ready).
+  std::string NotReadyReason() const {
+    if (stopping_.load()) return "shutting down";
+    if (registry() == nullptr) return "models are loading";
+    return "";
+  }
+
+ private:
+  std::atomic<ModelRegistry*> registry_{nullptr};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace fusion::serving
+
+#endif  // FUSION_SERVER_SERVING_SERVING_STATE_H_
