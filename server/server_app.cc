@@ -14,6 +14,7 @@
 #include "server/api/scoring_service.h"
 #include "server/common/log.h"
 #include "server/metrics/http_endpoint.h"
+#include "server/metrics/server_metrics.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/serving_state.h"
 
@@ -46,12 +47,9 @@ void SetHealth(grpc::Server& server, bool serving) {
 
 int64_t MaxMessageBytes(const serving::ModelRegistry& registry) {
   int64_t bytes = 0;
-  for (const std::string& name : registry.ModelNames()) {
-    for (const std::string& version : registry.Versions(name)) {
-      bytes = std::max(bytes,
-                       (*registry.Find(name, version))->config().max_message_bytes());
-    }
-  }
+  registry.ForEach([&bytes](const serving::Servable& servable) {
+    bytes = std::max(bytes, servable.config().max_message_bytes());
+  });
   return bytes;
 }
 
@@ -67,9 +65,19 @@ absl::Status RunServer(const ServerAppOptions& options) {
   if (!device.ok()) return device.status();
 
   serving::ServingState state;
+  metrics::ServerMetrics metrics;
+  metrics.AddScrapeHook([&state, &metrics] {
+    if (serving::ModelRegistry* registry = state.registry()) {
+      registry->ForEach([&metrics](const serving::Servable& servable) {
+        metrics.SetQueueDepth(servable.config().name(), servable.version(),
+                              servable.queue_depth());
+      });
+    }
+  });
   metrics::HttpEndpointOptions http_options;
   http_options.address = options.http_address;
   http_options.not_ready_reason = [&state] { return state.NotReadyReason(); };
+  http_options.metrics_text = [&metrics] { return metrics.Scrape(); };
   auto http = metrics::HttpEndpoint::Start(http_options);
   if (!http.ok()) return http.status();
   Log(LogLevel::kInfo, "HTTP probes on ", options.http_address);
@@ -91,10 +99,25 @@ absl::Status RunServer(const ServerAppOptions& options) {
     if (!created.ok()) return created.status();
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
+  registry_options.observer_factory = [&metrics](const std::string& model,
+                                                 const std::string& version) {
+    return metrics.ForModel(model, version);
+  };
+  registry_options.on_loaded = [&metrics](const serving::Servable& servable,
+                                          absl::Duration load_time) {
+    metrics.SetModelLoaded(servable.config().name(), servable.version(),
+                           absl::ToDoubleSeconds(load_time));
+  };
   auto registry = serving::ModelRegistry::Load(registry_options);
   if (!registry.ok()) return registry.status();
+  const serving::Servable& default_servable =
+      **(*registry)->Find(options.default_model, "");
+  metrics.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
+                        runtime::TorchVersion(), default_servable.device()});
 
-  api::ScoringServiceImpl scoring(&state);
+  api::ScoringServiceImpl scoring(&state, [&metrics](absl::StatusCode code) {
+    metrics.RecordUnroutedRequest(code);
+  });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -120,6 +143,9 @@ absl::Status RunServer(const ServerAppOptions& options) {
       absl::FormatDuration(options.drain_delay));
   state.StopAdvertising();
   SetHealth(*server, false);
+  (*registry)->ForEach([&metrics](const serving::Servable& servable) {
+    metrics.SetModelReady(servable.config().name(), servable.version(), false);
+  });
   std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.drain_delay));
 
   state.StartDraining();

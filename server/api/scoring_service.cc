@@ -166,26 +166,38 @@ absl::Status ScoringServiceImpl::SubmitScore(
     RespondFn respond) {
   const absl::Time arrival = absl::Now();
   auto registry = AdmittingRegistry(*state_);
-  if (!registry.ok()) return registry.status();
+  if (!registry.ok()) return Unrouted(registry.status());
   auto servable = (*registry)->Find(request.model(), request.model_version());
-  if (!servable.ok()) return servable.status();
-  auto validated = ValidateScoreRequest(request, **servable);
-  if (!validated.ok()) return validated.status();
-
+  if (!servable.ok()) return Unrouted(servable.status());
   serving::Servable* model = *servable;
-  auto done = [model, id = request.request_id(),
+  serving::ServingObserver& observer = model->observer();
+  observer.OnRequestStarted();
+  auto validated = ValidateScoreRequest(request, *model);
+  if (!validated.ok()) {
+    observer.OnRequestFinished(validated.status().code(), absl::Now() - arrival,
+                               absl::ZeroDuration(), absl::ZeroDuration());
+    return validated.status();
+  }
+
+  auto done = [model, &observer, id = request.request_id(),
                tokens = std::move(validated->tokens),
                truncated = validated->truncated, arrival,
                respond = std::move(respond)](
                   absl::StatusOr<serving::ScoringResult> result) mutable {
+    const absl::Duration total = absl::Now() - arrival;
     if (!result.ok()) {
+      observer.OnRequestFinished(result.status().code(), total,
+                                 absl::ZeroDuration(), absl::ZeroDuration());
       respond(result.status());
       return;
     }
+    observer.OnRequestFinished(
+        absl::StatusCode::kOk, total,
+        absl::Microseconds(result->timing.queue_us),
+        absl::Microseconds(result->timing.compute_us));
     ScoreResponse response;
     FillScoreResponse(id, *model, std::move(tokens), truncated,
-                      std::move(*result),
-                      absl::ToInt64Microseconds(absl::Now() - arrival),
+                      std::move(*result), absl::ToInt64Microseconds(total),
                       response);
     respond(std::move(response));
   };
@@ -198,6 +210,11 @@ absl::Status ScoringServiceImpl::SubmitScore(
     task->Complete(queued);
   }
   return absl::OkStatus();
+}
+
+absl::Status ScoringServiceImpl::Unrouted(absl::Status status) const {
+  if (on_unrouted_) on_unrouted_(status.code());
+  return status;
 }
 
 grpc::ServerUnaryReactor* ScoringServiceImpl::Score(

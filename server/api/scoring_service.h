@@ -20,9 +20,13 @@ class ScoringServiceImpl final
  public:
   static constexpr int kMaxInFlightPerStream = 512;
 
-  // `state` must outlive the service.
-  explicit ScoringServiceImpl(const serving::ServingState* state)
-      : state_(state) {}
+  // Counts requests that reach no model (unknown model, not admitting).
+  using UnroutedFn = std::function<void(absl::StatusCode)>;
+
+  // `state` must outlive the service; `on_unrouted` may be empty.
+  explicit ScoringServiceImpl(const serving::ServingState* state,
+                              UnroutedFn on_unrouted = nullptr)
+      : state_(state), on_unrouted_(std::move(on_unrouted)) {}
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
                                   const fusion::v1::ScoreRequest* request,
@@ -45,7 +49,10 @@ class ScoringServiceImpl final
                            RespondFn respond);
 
  private:
+  absl::Status Unrouted(absl::Status status) const;
+
   const serving::ServingState* const state_;
+  const UnroutedFn on_unrouted_;
 };
 
 }  // namespace fusion::api

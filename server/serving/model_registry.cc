@@ -39,10 +39,18 @@ void ApplyOverrides(const BatchingOverrides& o, fusion::v1::ModelConfig& c) {
   if (o.instance_count > 0) b->set_instance_count(o.instance_count);
 }
 
+// The bundle's config must agree with where it sits in the repository.
 absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
-    const std::string& bundle_dir, const RegistryOptions& options) {
+    const std::string& bundle_dir, const std::string& name, int64_t version,
+    const RegistryOptions& options) {
   auto config = runtime::LoadBundleConfig(bundle_dir);
   if (!config.ok()) return config.status();
+  if (config->name() != name || config->version() != version) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.pbtxt says model '", config->name(), "' version ",
+        config->version(), ", the directory says '", name, "' version ",
+        version));
+  }
   ApplyOverrides(options.overrides, *config);
   auto tokenizer = text::WordPieceTokenizer::FromVocabFile(
       bundle_dir + "/" + config->tokenizer().vocab_file(),
@@ -50,8 +58,13 @@ absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
   if (!tokenizer.ok()) return tokenizer.status();
   auto runtime = options.runtime_factory(bundle_dir, *config);
   if (!runtime.ok()) return runtime.status();
+  ServingObserver* observer =
+      options.observer_factory
+          ? options.observer_factory(config->name(),
+                                     std::to_string(config->version()))
+          : nullptr;
   return Servable::Create(std::move(*config), std::move(*runtime),
-                          std::move(*tokenizer));
+                          std::move(*tokenizer), observer);
 }
 
 }  // namespace
@@ -75,24 +88,17 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
         continue;
       }
       const std::string bundle = version_dir.path().string();
+      const std::string name = model_dir.path().filename().string();
       const absl::Time start = absl::Now();
-      auto servable = LoadServable(bundle, options);
+      auto servable = LoadServable(bundle, name, version, options);
       if (!servable.ok()) {
         return absl::Status(servable.status().code(),
                             absl::StrCat(bundle, ": ", servable.status().message()));
       }
-      if ((*servable)->config().version() != version) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            bundle, ": config.pbtxt says version ",
-            (*servable)->config().version(), " but the directory is ", version));
-      }
+      const absl::Duration load_time = absl::Now() - start;
       Log(LogLevel::kInfo, "loaded ", bundle, " on ", (*servable)->device(),
-          " in ", absl::FormatDuration(absl::Now() - start));
-      const std::string name = (*servable)->config().name();
-      if (name != model_dir.path().filename().string()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            bundle, ": config.pbtxt names the model '", name, "'"));
-      }
+          " in ", absl::FormatDuration(load_time));
+      if (options.on_loaded) options.on_loaded(**servable, load_time);
       registry->models_[name][version] = std::move(*servable);
     }
   }
@@ -140,6 +146,13 @@ std::vector<std::string> ModelRegistry::ModelNames() const {
   std::vector<std::string> names;
   for (const auto& [name, versions] : models_) names.push_back(name);
   return names;
+}
+
+void ModelRegistry::ForEach(
+    const std::function<void(const Servable&)>& fn) const {
+  for (const auto& [name, versions] : models_) {
+    for (const auto& [number, servable] : versions) fn(*servable);
+  }
 }
 
 void ModelRegistry::DrainAll() {

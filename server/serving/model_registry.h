@@ -34,11 +34,18 @@ struct BatchingOverrides {
   int instance_count = 0;
 };
 
+// The observer for one model version (not owned; outlives the registry).
+using ObserverFactory = std::function<ServingObserver*(
+    const std::string& model, const std::string& version)>;
+
 struct RegistryOptions {
   std::string repository = "models";
   std::string default_model;  // must be in the repository
   BatchingOverrides overrides;
   RuntimeFactory runtime_factory;
+  ObserverFactory observer_factory;  // optional
+  // Called after each version is loaded and warmed up (optional).
+  std::function<void(const Servable&, absl::Duration load_time)> on_loaded;
 };
 
 class ModelRegistry {
@@ -58,6 +65,9 @@ class ModelRegistry {
   std::vector<std::string> Versions(const std::string& model) const;
   const std::string& default_model() const { return default_model_; }
   std::vector<std::string> ModelNames() const;
+
+  // Calls `fn` on every loaded version.
+  void ForEach(const std::function<void(const Servable&)>& fn) const;
 
   // Drains every servable's queue (graceful shutdown).
   void DrainAll();

@@ -1,11 +1,23 @@
 #include "server/serving/servable.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
 
 namespace fusion::serving {
+namespace {
+
+class NoOpObserver final : public ServingObserver {
+ public:
+  void OnRequestStarted() override {}
+  void OnRequestFinished(absl::StatusCode, absl::Duration, absl::Duration,
+                         absl::Duration) override {}
+  void OnBatchComputed(const BatchStats&) override {}
+};
+
+}  // namespace
 
 Servable::Servable(fusion::v1::ModelConfig config,
                    std::unique_ptr<runtime::ModelRuntime> runtime,
@@ -23,12 +35,15 @@ Servable::~Servable() { Drain(); }
 absl::StatusOr<std::unique_ptr<Servable>> Servable::Create(
     fusion::v1::ModelConfig config,
     std::unique_ptr<runtime::ModelRuntime> runtime,
-    std::unique_ptr<text::WordPieceTokenizer> tokenizer) {
+    std::unique_ptr<text::WordPieceTokenizer> tokenizer,
+    ServingObserver* observer) {
+  static NoOpObserver* const no_op = new NoOpObserver();
   if (!runtime || !tokenizer) {
     return absl::InvalidArgumentError("servable needs a runtime and a tokenizer");
   }
   std::unique_ptr<Servable> servable(
       new Servable(std::move(config), std::move(runtime), std::move(tokenizer)));
+  servable->observer_ = observer != nullptr ? observer : no_op;
   const auto& batching = servable->config_.batching();
   batching::BatchQueueOptions options;
   options.max_batch_size = batching.max_batch_size();
@@ -76,9 +91,18 @@ void Servable::ExecuteBatch(Queue::Batch batch) {
 
   std::vector<const runtime::ScoringInput*> inputs;
   inputs.reserve(live.size());
-  for (const auto& task : live) inputs.push_back(&task->input());
+  BatchStats stats;
+  stats.size = static_cast<int>(live.size());
+  size_t longest = 0;
+  for (const auto& task : live) {
+    inputs.push_back(&task->input());
+    stats.real_tokens += task->input().token_ids.size();
+    longest = std::max(longest, task->input().token_ids.size());
+  }
+  stats.computed_tokens = static_cast<int64_t>(longest) * stats.size;
   auto outputs = runtime_->RunBatch(inputs);
   const int64_t compute_us = absl::ToInt64Microseconds(absl::Now() - start);
+  if (outputs.ok()) observer_->OnBatchComputed(stats);
   for (size_t i = 0; i < live.size(); ++i) {
     if (!outputs.ok()) {
       live[i]->Complete(outputs.status());

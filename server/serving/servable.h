@@ -17,6 +17,7 @@
 #include "server/batching/batch_queue.h"
 #include "server/runtime/model_runtime.h"
 #include "server/serving/scoring_task.h"
+#include "server/serving/serving_observer.h"
 #include "server/text/wordpiece_tokenizer.h"
 
 namespace fusion::serving {
@@ -24,11 +25,13 @@ namespace fusion::serving {
 class Servable {
  public:
   // Takes ownership of the runtime and the tokenizer; starts
-  // config.batching().instance_count() executor threads.
+  // config.batching().instance_count() executor threads. `observer` may be
+  // null; else it must outlive the servable.
   static absl::StatusOr<std::unique_ptr<Servable>> Create(
       fusion::v1::ModelConfig config,
       std::unique_ptr<runtime::ModelRuntime> runtime,
-      std::unique_ptr<text::WordPieceTokenizer> tokenizer);
+      std::unique_ptr<text::WordPieceTokenizer> tokenizer,
+      ServingObserver* observer = nullptr);
 
   ~Servable();  // drains the queue
 
@@ -46,6 +49,8 @@ class Servable {
   // Stops accepting, computes everything queued, joins the executors.
   void Drain();
   int queue_depth() const { return queue_->depth(); }
+  // Never null: a no-op observer when none was given.
+  ServingObserver& observer() const { return *observer_; }
 
  private:
   using Queue = batching::BatchQueue<ScoringTask>;
@@ -58,6 +63,7 @@ class Servable {
   const std::unique_ptr<runtime::ModelRuntime> runtime_;
   const std::unique_ptr<text::WordPieceTokenizer> tokenizer_;
   absl::flat_hash_map<std::string, int> feature_index_;
+  ServingObserver* observer_ = nullptr;
   std::unique_ptr<Queue> queue_;  // last: its threads use the members above
 };
 
