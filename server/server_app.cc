@@ -22,6 +22,7 @@ namespace fusion {
 namespace {
 
 constexpr char kServiceName[] = "fusion.v1.ScoringService";
+constexpr std::chrono::milliseconds kFlushGrace{300};
 
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
@@ -69,8 +70,11 @@ absl::Status RunServer(const ServerAppOptions& options) {
   metrics.AddScrapeHook([&state, &metrics] {
     if (serving::ModelRegistry* registry = state.registry()) {
       registry->ForEach([&metrics](const serving::Servable& servable) {
-        metrics.SetQueueDepth(servable.config().name(), servable.version(),
-                              servable.queue_depth());
+        const int levels = servable.config().batching().priority_levels();
+        for (int priority = 0; priority < levels; ++priority) {
+          metrics.SetQueueDepth(servable.config().name(), servable.version(),
+                                priority, servable.queue_depth(priority));
+        }
       });
     }
   });
@@ -155,6 +159,10 @@ absl::Status RunServer(const ServerAppOptions& options) {
   server->Shutdown(absl::ToChronoTime(start + options.shutdown_timeout));
   (*registry)->DrainAll();
   Log(LogLevel::kInfo, "drained in ", absl::FormatDuration(absl::Now() - start));
+  // Shutdown returns once the last response is handed to the transport, not
+  // once it is on the wire: closing the sockets at once reset streams whose
+  // final responses were still in flight (seen in tests). Let them flush.
+  std::this_thread::sleep_for(kFlushGrace);
   return absl::OkStatus();
 }
 

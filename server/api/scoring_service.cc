@@ -204,7 +204,8 @@ absl::Status ScoringServiceImpl::SubmitScore(
   auto task = std::make_unique<serving::ScoringTask>(
       std::move(validated->input), arrival,
       TaskDeadline(*context, model->config(), arrival),
-      [context] { return context->IsCancelled(); }, std::move(done));
+      [context] { return context->IsCancelled(); }, std::move(done),
+      static_cast<int>(request.priority()));
   // A full queue or a draining server answers through `respond` too.
   if (absl::Status queued = model->Submit(task); !queued.ok()) {
     task->Complete(queued);

@@ -220,8 +220,13 @@ void ServerMetrics::AddScrapeHook(ScrapeHook hook) {
 }
 
 void ServerMetrics::SetQueueDepth(const std::string& model,
-                                  const std::string& version, int depth) {
-  queue_depth_.Add({{"model", model}, {"version", version}}).Set(depth);
+                                  const std::string& version, int priority,
+                                  int depth) {
+  queue_depth_
+      .Add({{"model", model},
+            {"version", version},
+            {"priority", std::to_string(priority)}})
+      .Set(depth);
 }
 
 void ServerMetrics::RefreshProcessMetrics() {

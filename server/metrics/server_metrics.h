@@ -57,9 +57,9 @@ class ServerMetrics {
   // Run at every scrape before serialising; sets queue-depth gauges, etc.
   using ScrapeHook = std::function<void()>;
   void AddScrapeHook(ScrapeHook hook);
-  // Sets fusion_queue_depth{model,version}.
+  // Sets fusion_queue_depth{model,version,priority}.
   void SetQueueDepth(const std::string& model, const std::string& version,
-                     int depth);
+                     int priority, int depth);
 
   // The Prometheus text exposition format (0.0.4).
   std::string Scrape();

@@ -28,7 +28,7 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
   metrics.SetModelLoaded("fusion", "1", 1.5);
   metrics.SetBuildInfo({"0.1.0", "abc", "1.13.0", "cpu"});
   metrics.AddScrapeHook(
-      [&metrics] { metrics.SetQueueDepth("fusion", "1", 7); });
+      [&metrics] { metrics.SetQueueDepth("fusion", "1", 1, 7); });
 
   const std::string text = metrics.Scrape();
   EXPECT_TRUE(HasLine(text,
@@ -53,7 +53,7 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
       R"(fusion_tokens_total{kind="padded",model="fusion",version="1"} 10)"));
   EXPECT_TRUE(HasLine(text,
       R"(fusion_inflight_requests{model="fusion",version="1"} 0)"));
-  EXPECT_TRUE(HasLine(text, R"(fusion_queue_depth{model="fusion",version="1"} 7)"));
+  EXPECT_TRUE(HasLine(text, R"(fusion_queue_depth{model="fusion",priority="1",version="1"} 7)"));
   EXPECT_TRUE(HasLine(text, R"(fusion_model_ready{model="fusion",version="1"} 1)"));
   EXPECT_TRUE(HasLine(text,
       R"(fusion_build_info{device="cpu",git_sha="abc",torch_version="1.13.0",version="0.1.0"} 1)"));

@@ -45,20 +45,29 @@ TEST(BundleConfigTest, FillsDefaults) {
 }
 
 TEST(BundleConfigTest, RejectsInconsistentConfigs) {
-  const std::pair<std::string, std::string> cases[] = {
-      {"features { name: \"x\" }", "duplicate feature 'x'"},
-      {"positive_class: 5", "positive_class"},
-      {"batching { preferred_batch_sizes: 100 }", "preferred_batch_sizes"},
-      {"batching { length_bucket_edges: 8 length_bucket_edges: 4 }",
+  using Mutation = void (*)(fusion::v1::ModelConfig&);
+  const std::pair<Mutation, std::string> cases[] = {
+      {[](auto& c) { c.add_features()->set_name("x"); },
+       "duplicate feature 'x'"},
+      {[](auto& c) { c.set_positive_class(5); }, "positive_class"},
+      {[](auto& c) { c.mutable_batching()->add_preferred_batch_sizes(100); },
+       "preferred_batch_sizes"},
+      {[](auto& c) {
+         c.mutable_batching()->add_length_bucket_edges(8);
+         c.mutable_batching()->add_length_bucket_edges(4);
+       },
        "length_bucket_edges"},
-      {"platform: \"onnx\"", "unsupported platform"},
+      {[](auto& c) { c.set_platform("onnx"); }, "unsupported platform"},
+      {[](auto& c) { c.clear_features(); }, "no features"},
   };
-  for (const auto& [extra, message] : cases) {
-    auto config = NormalizeConfig(Parse(std::string(kMinimal) + extra));
-    ASSERT_FALSE(config.ok()) << extra;
-    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(config.status().message().find(message), std::string::npos)
-        << config.status();
+  for (const auto& [mutate, message] : cases) {
+    fusion::v1::ModelConfig config = Parse(kMinimal);
+    mutate(config);
+    auto normalized = NormalizeConfig(config);
+    ASSERT_FALSE(normalized.ok()) << message;
+    EXPECT_EQ(normalized.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(normalized.status().message().find(message), std::string::npos)
+        << normalized.status();
   }
 }
 

@@ -33,12 +33,15 @@ class ScoringTask {
   using DoneFn = std::function<void(absl::StatusOr<ScoringResult>)>;
   using CancelledFn = std::function<bool()>;
 
-  // `deadline` may be absl::InfiniteFuture(); `cancelled` may be empty.
+  // `deadline` may be absl::InfiniteFuture(); `cancelled` may be empty;
+  // `priority`: 0 is highest.
   ScoringTask(runtime::ScoringInput input, absl::Time arrival,
-              absl::Time deadline, CancelledFn cancelled, DoneFn done)
+              absl::Time deadline, CancelledFn cancelled, DoneFn done,
+              int priority = 0)
       : input_(std::move(input)),
         arrival_(arrival),
         deadline_(deadline),
+        priority_(priority),
         cancelled_(std::move(cancelled)),
         done_(std::move(done)) {}
 
@@ -53,6 +56,10 @@ class ScoringTask {
   absl::Time arrival() const { return arrival_; }
   absl::Time deadline() const { return deadline_; }
   bool cancelled() const { return cancelled_ && cancelled_(); }
+  // For the batcher (batching::BatchScheduler's task contract).
+  int priority() const { return priority_; }
+  int length() const { return static_cast<int>(input_.token_ids.size()); }
+  void Fail(absl::Status status) { Complete(std::move(status)); }
 
   // Answers the request; later calls do nothing.
   void Complete(absl::StatusOr<ScoringResult> result) {
@@ -66,6 +73,7 @@ class ScoringTask {
   runtime::ScoringInput input_;
   absl::Time arrival_;
   absl::Time deadline_;
+  int priority_;
   CancelledFn cancelled_;
   DoneFn done_;
 };

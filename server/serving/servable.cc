@@ -1,10 +1,10 @@
 #include "server/serving/servable.h"
 
-#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "server/batching/padding.h"
 
 namespace fusion::serving {
 namespace {
@@ -45,14 +45,19 @@ absl::StatusOr<std::unique_ptr<Servable>> Servable::Create(
       new Servable(std::move(config), std::move(runtime), std::move(tokenizer)));
   servable->observer_ = observer != nullptr ? observer : no_op;
   const auto& batching = servable->config_.batching();
-  batching::BatchQueueOptions options;
+  batching::BatchSchedulerOptions options;
   options.max_batch_size = batching.max_batch_size();
   options.max_queue_delay = absl::Microseconds(batching.max_queue_delay_us());
+  options.preferred_batch_sizes.assign(batching.preferred_batch_sizes().begin(),
+                                       batching.preferred_batch_sizes().end());
+  options.length_bucket_edges.assign(batching.length_bucket_edges().begin(),
+                                     batching.length_bucket_edges().end());
+  options.priority_levels = batching.priority_levels();
   options.max_queue_size = batching.max_queue_size();
   options.num_executors = batching.instance_count();
   Servable* self = servable.get();
   auto queue = Queue::Create(
-      options, [self](Queue::Batch batch) { self->ExecuteBatch(std::move(batch)); });
+      options, [self](Queue::Batch&& batch) { self->ExecuteBatch(batch); });
   if (!queue.ok()) return queue.status();
   servable->queue_ = std::move(*queue);
   return servable;
@@ -72,48 +77,29 @@ void Servable::Drain() {
   if (queue_) queue_->Shutdown();
 }
 
-void Servable::ExecuteBatch(Queue::Batch batch) {
+// The scheduler has already failed expired and cancelled tasks.
+void Servable::ExecuteBatch(Queue::Batch& batch) {
   const absl::Time start = absl::Now();
-  // Fail what nobody is waiting for any more before spending compute on it.
-  std::vector<std::unique_ptr<ScoringTask>> live;
-  live.reserve(batch.size());
-  for (auto& task : batch) {
-    if (task->cancelled()) {
-      task->Complete(absl::CancelledError("request cancelled while queued"));
-    } else if (start > task->deadline()) {
-      task->Complete(absl::DeadlineExceededError(
-          "deadline passed while queued; not computed"));
-    } else {
-      live.push_back(std::move(task));
-    }
-  }
-  if (live.empty()) return;
-
   std::vector<const runtime::ScoringInput*> inputs;
-  inputs.reserve(live.size());
-  BatchStats stats;
-  stats.size = static_cast<int>(live.size());
-  size_t longest = 0;
-  for (const auto& task : live) {
-    inputs.push_back(&task->input());
-    stats.real_tokens += task->input().token_ids.size();
-    longest = std::max(longest, task->input().token_ids.size());
-  }
-  stats.computed_tokens = static_cast<int64_t>(longest) * stats.size;
+  inputs.reserve(batch.size());
+  for (const auto& task : batch) inputs.push_back(&task->input());
+  const batching::PaddingStats padding = batching::MeasurePadding(batch);
   auto outputs = runtime_->RunBatch(inputs);
   const int64_t compute_us = absl::ToInt64Microseconds(absl::Now() - start);
-  if (outputs.ok()) observer_->OnBatchComputed(stats);
-  for (size_t i = 0; i < live.size(); ++i) {
-    if (!outputs.ok()) {
-      live[i]->Complete(outputs.status());
-      continue;
-    }
+  if (!outputs.ok()) {
+    for (auto& task : batch) task->Complete(outputs.status());
+    return;
+  }
+  observer_->OnBatchComputed({static_cast<int>(batch.size()),
+                              padding.real_tokens, padding.computed_tokens});
+  for (size_t i = 0; i < batch.size(); ++i) {
     ScoringResult result;
     result.output = std::move((*outputs)[i]);
-    result.timing.queue_us = absl::ToInt64Microseconds(start - live[i]->arrival());
+    result.timing.queue_us =
+        absl::ToInt64Microseconds(start - batch[i]->arrival());
     result.timing.compute_us = compute_us;
-    result.timing.batch_size = static_cast<int32_t>(live.size());
-    live[i]->Complete(std::move(result));
+    result.timing.batch_size = static_cast<int32_t>(batch.size());
+    batch[i]->Complete(std::move(result));
   }
 }
 

@@ -14,7 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "fusion/v1/model_config.pb.h"
-#include "server/batching/batch_queue.h"
+#include "server/batching/batch_scheduler.h"
 #include "server/runtime/model_runtime.h"
 #include "server/serving/scoring_task.h"
 #include "server/serving/serving_observer.h"
@@ -42,22 +42,25 @@ class Servable {
   // The position of a feature in the model's input, if it exists.
   std::optional<int> FeatureIndex(const std::string& name) const;
 
-  // Takes the task iff OK; RESOURCE_EXHAUSTED (queue full) or UNAVAILABLE
-  // (shutting down) otherwise, leaving the task with the caller.
+  // Takes the task iff OK; otherwise the task stays with the caller:
+  // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (shutting down),
+  // INVALID_ARGUMENT (priority out of range), DEADLINE_EXCEEDED or CANCELLED
+  // (already so at submission).
   absl::Status Submit(std::unique_ptr<ScoringTask>& task);
 
   // Stops accepting, computes everything queued, joins the executors.
   void Drain();
   int queue_depth() const { return queue_->depth(); }
+  int queue_depth(int priority) const { return queue_->depth(priority); }
   // Never null: a no-op observer when none was given.
   ServingObserver& observer() const { return *observer_; }
 
  private:
-  using Queue = batching::BatchQueue<ScoringTask>;
+  using Queue = batching::BatchScheduler<ScoringTask>;
   Servable(fusion::v1::ModelConfig config,
            std::unique_ptr<runtime::ModelRuntime> runtime,
            std::unique_ptr<text::WordPieceTokenizer> tokenizer);
-  void ExecuteBatch(Queue::Batch batch);
+  void ExecuteBatch(Queue::Batch& batch);
 
   const fusion::v1::ModelConfig config_;
   const std::unique_ptr<runtime::ModelRuntime> runtime_;

@@ -1,0 +1,62 @@
+// Tunables of the dynamic batcher, with their defaults, and their validation.
+//
+// Plain data: BatchScheduler::Create() validates a copy and rejects a bad one
+// with INVALID_ARGUMENT, so no other code has to re-check these invariants.
+#ifndef FUSION_SERVER_BATCHING_OPTIONS_H_
+#define FUSION_SERVER_BATCHING_OPTIONS_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace fusion::batching {
+
+struct BatchSchedulerOptions {
+  // A batch is dispatched once it holds max_batch_size tasks, or once its
+  // oldest task has waited max_queue_delay (0: as soon as an executor is
+  // free). Finite and >= 0.
+  int max_batch_size = 64;
+  absl::Duration max_queue_delay = absl::Milliseconds(2);
+
+  // Batch sizes the model runs best at, each in [1, max_batch_size], any
+  // order. A bucket holding at least the smallest of them dispatches the
+  // largest one it can fill at once, instead of waiting for the delay.
+  std::vector<int> preferred_batch_sizes;
+
+  // Token-length bucket edges, strictly increasing and > 0. Bucket i holds
+  // lengths in (edge[i-1], edge[i]]; lengths above the last edge form a final
+  // bucket. A batch is formed from one bucket so that it pads to a similar
+  // length; empty: a single bucket.
+  std::vector<int> length_bucket_edges = {16, 32, 64, 128};
+
+  // Priorities 0 (highest) .. priority_levels - 1.
+  int priority_levels = 2;
+  // Ageing, so that no level starves: a task that has waited starvation_age
+  // ranks as priority 0 (then oldest first). > 0; InfiniteDuration() turns
+  // ageing off.
+  absl::Duration starvation_age = absl::Milliseconds(100);
+
+  // Tasks waiting, over all priorities and buckets (running batches are not
+  // counted). A full queue rejects with RESOURCE_EXHAUSTED.
+  int max_queue_size = 1024;
+
+  // Executor threads, each running one batch at a time (one per model
+  // instance). Ignored in thread-free mode.
+  int num_executors = 1;
+
+  // At Shutdown(): true runs every queued task; false fails them UNAVAILABLE.
+  bool drain_on_shutdown = true;
+
+  // How often the scheduler thread polls queued tasks for expiry and
+  // cancellation while any are queued (> 0, finite). Tasks picked for a batch
+  // are always checked, whatever this is.
+  absl::Duration sweep_interval = absl::Milliseconds(1);
+};
+
+// OK, or INVALID_ARGUMENT naming the first bad field.
+absl::Status ValidateOptions(const BatchSchedulerOptions& options);
+
+}  // namespace fusion::batching
+
+#endif  // FUSION_SERVER_BATCHING_OPTIONS_H_

@@ -1,0 +1,174 @@
+// The queue as a data structure, with explicit times and no scheduler.
+#include "server/batching/task_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "server/batching/test_task.h"
+
+namespace fusion::batching {
+namespace {
+
+using testing::CompletionLog;
+using testing::TestTask;
+using Queue = TaskQueue<TestTask>;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+class TaskQueueTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<TestTask> Task(int id, int length = 10, int priority = 0,
+                                 absl::Time deadline = absl::InfiniteFuture()) {
+    return std::make_unique<TestTask>(id, length, priority, &log_, deadline);
+  }
+  void Push(Queue& q, int id, int length = 10, int priority = 0,
+            absl::Time now = kT0) {
+    auto task = Task(id, length, priority);
+    ASSERT_TRUE(q.Push(task, now).ok());
+  }
+  static std::vector<int> Ids(const Queue::Batch& batch) {
+    std::vector<int> ids;
+    for (const auto& t : batch) ids.push_back(t->id());
+    return ids;
+  }
+  // Answers every task handed out, so none is reported unanswered.
+  void Finish(Queue::Batch& batch) {
+    for (auto& t : batch) t->Succeed();
+  }
+  void Finish(std::vector<Queue::Dropped>& dropped) {
+    for (auto& d : dropped) d.task->Fail(d.status);
+  }
+
+  CompletionLog log_{100};
+  BatchSchedulerOptions options_;
+};
+
+TEST(BucketIndexTest, EdgesAreInclusiveAndTheLastBucketIsOpen) {
+  const std::vector<int> edges = {16, 32, 64, 128};
+  EXPECT_EQ(BucketIndex(edges, 0), 0);
+  EXPECT_EQ(BucketIndex(edges, 16), 0);
+  EXPECT_EQ(BucketIndex(edges, 17), 1);
+  EXPECT_EQ(BucketIndex(edges, 128), 3);
+  EXPECT_EQ(BucketIndex(edges, 129), 4);
+  EXPECT_EQ(BucketIndex(edges, 100000), 4);
+  EXPECT_EQ(BucketIndex({}, 500), 0);
+}
+
+TEST_F(TaskQueueTest, CountsPerPriorityAndBucket) {
+  Queue q(options_);
+  EXPECT_EQ(q.num_buckets(), 5);
+  Push(q, 0, 10, 0);
+  Push(q, 1, 200, 1);
+  Push(q, 2, 20, 1);
+  EXPECT_EQ(q.size(), 3);
+  EXPECT_EQ(q.size(0), 1);
+  EXPECT_EQ(q.size(1), 2);
+  EXPECT_EQ(q.size(7), 0);
+  EXPECT_EQ(q.bucket_size(0), 1);
+  EXPECT_EQ(q.bucket_size(1), 1);
+  EXPECT_EQ(q.bucket_size(4), 1);
+  Queue::Batch all = q.TakeAll();
+  EXPECT_EQ(all.size(), 3u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.size(1), 0);
+  Finish(all);
+}
+
+TEST_F(TaskQueueTest, PushRefusalsLeaveTheTask) {
+  options_.max_queue_size = 1;
+  Queue q(options_);
+  auto expired = Task(0, 10, 0, kT0);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(q.Push(expired, kT0)));
+  auto bad = Task(1, 10, 5);
+  EXPECT_TRUE(absl::IsInvalidArgument(q.Push(bad, kT0)));
+  Push(q, 2);
+  auto extra = Task(3);
+  EXPECT_TRUE(absl::IsResourceExhausted(q.Push(extra, kT0)));
+  ASSERT_NE(expired, nullptr);
+  ASSERT_NE(bad, nullptr);
+  ASSERT_NE(extra, nullptr);
+  EXPECT_EQ(q.size(), 1);
+  expired->Succeed();
+  bad->Succeed();
+  extra->Succeed();
+  Queue::Batch rest = q.TakeAll();
+  Finish(rest);
+}
+
+TEST_F(TaskQueueTest, NextDueTimeFollowsTheOldestTaskOfEachBucket) {
+  options_.max_queue_delay = absl::Milliseconds(10);
+  options_.max_batch_size = 3;
+  Queue q(options_);
+  EXPECT_EQ(q.NextDueTime(), absl::InfiniteFuture());
+  Push(q, 0, 100, 0, kT0 + absl::Milliseconds(2));
+  Push(q, 1, 10, 0, kT0 + absl::Milliseconds(5));
+  EXPECT_EQ(q.NextDueTime(), kT0 + absl::Milliseconds(12));
+  Push(q, 2, 10, 0, kT0 + absl::Milliseconds(6));
+  Push(q, 3, 10, 0, kT0 + absl::Milliseconds(6));
+  EXPECT_EQ(q.NextDueTime(), absl::InfinitePast());  // bucket 0 is full
+  Queue::Batch all = q.TakeAll();
+  Finish(all);
+}
+
+TEST_F(TaskQueueTest, RemoveDeadTakesOnlyExpiredAndCancelled) {
+  Queue q(options_);
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  auto cancelled = std::make_unique<TestTask>(0, 10, 1, &log_,
+                                              absl::InfiniteFuture(), cancel);
+  ASSERT_TRUE(q.Push(cancelled, kT0).ok());
+  auto expiring = Task(1, 50, 0, kT0 + absl::Milliseconds(3));
+  ASSERT_TRUE(q.Push(expiring, kT0).ok());
+  Push(q, 2, 50, 0);
+  std::vector<Queue::Dropped> dropped;
+  q.RemoveDead(kT0 + absl::Milliseconds(2), dropped);
+  EXPECT_TRUE(dropped.empty());
+  cancel->store(true);
+  q.RemoveDead(kT0 + absl::Milliseconds(3), dropped);
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_TRUE(absl::IsCancelled(dropped[0].status));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(dropped[1].status));
+  EXPECT_EQ(q.size(), 1);
+  EXPECT_EQ(q.size(1), 0);
+  Finish(dropped);
+  Queue::Batch rest = q.TakeAll();
+  EXPECT_EQ(Ids(rest), std::vector<int>{2});
+  Finish(rest);
+}
+
+TEST_F(TaskQueueTest, TakeBatchSkipsDeadTasksAndKeepsLooking) {
+  options_.max_batch_size = 2;
+  Queue q(options_);
+  for (int id : {0, 1}) {  // bucket 0, full, but dead at take time
+    auto dying = Task(id, 10, 0, kT0 + absl::Milliseconds(1));
+    ASSERT_TRUE(q.Push(dying, kT0).ok());
+  }
+  Push(q, 2, 100);
+  Push(q, 3, 100);
+  Push(q, 4, 100);  // bucket 3, full
+  std::vector<Queue::Dropped> dropped;
+  Queue::Batch batch = q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
+  EXPECT_EQ(Ids(batch), (std::vector<int>{2, 3}));
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(dropped[0].status));
+  EXPECT_EQ(q.size(), 1);
+  Finish(batch);
+  Finish(dropped);
+  Queue::Batch rest = q.TakeAll();
+  Finish(rest);
+}
+
+TEST_F(TaskQueueTest, FlushMakesEveryBucketDue) {
+  options_.max_queue_delay = absl::Hours(1);
+  Queue q(options_);
+  Push(q, 0, 10);
+  std::vector<Queue::Dropped> dropped;
+  EXPECT_TRUE(q.TakeBatch(kT0, /*flush=*/false, dropped).empty());
+  Queue::Batch batch = q.TakeBatch(kT0, /*flush=*/true, dropped);
+  EXPECT_EQ(Ids(batch), std::vector<int>{0});
+  Finish(batch);
+}
+
+}  // namespace
+}  // namespace fusion::batching
