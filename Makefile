@@ -8,7 +8,9 @@ GRPC_ADDRESS ?= 0.0.0.0:50051
 HTTP_ADDRESS ?= 0.0.0.0:9090
 SERVER := $(BUILD_DIR)/server/fusion-server
 
-.PHONY: deps configure build serve test test-cpp test-python model format clean
+TSAN_BUILD_DIR ?= build-tsan
+
+.PHONY: deps configure build serve test test-cpp test-tsan test-python model format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,11 +31,19 @@ serve: build
 test: build
 	@status=0; \
 	$(MAKE) --no-print-directory test-cpp || status=1; \
+	$(MAKE) --no-print-directory test-tsan || status=1; \
 	$(MAKE) --no-print-directory test-python || status=1; \
 	exit $$status
 
 test-cpp:
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The batcher's tests under ThreadSanitizer (they link neither Torch nor gRPC).
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFUSION_WITH_TORCH=OFF -DCMAKE_CXX_FLAGS=-fsanitize=thread > /dev/null
+	cmake --build $(TSAN_BUILD_DIR) -j $(JOBS) --target batching_test
+	cd $(TSAN_BUILD_DIR) && TSAN_OPTIONS=halt_on_error=1 ctest -L batching --output-on-failure
 
 test-python:
 	FUSION_SERVER_BIN=$(abspath $(SERVER)) $(PYTHON) -m pytest tests -q
@@ -47,4 +57,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TSAN_BUILD_DIR)

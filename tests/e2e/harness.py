@@ -339,6 +339,19 @@ class ServerProcess:
 OBSERVATIONS: Dict[str, object] = {}
 
 
+def scrape_metrics(server: "ServerProcess") -> Dict[str, float]:
+    """The server's /metrics as {'name{labels}': value}."""
+    status, body = http_get(f"http://{server.http_address}/metrics")
+    if status != 200:
+        raise HarnessError(f"/metrics answered {status}")
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
 def observe(key: str, value) -> None:
     OBSERVATIONS[key] = value
 
