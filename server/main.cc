@@ -35,6 +35,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(30),
           "After the drain delay: the most time to finish accepted requests");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
+ABSL_FLAG(bool, metrics, true,
+          "Keep Prometheus metrics and serve /metrics (off: for measuring "
+          "their overhead)");
 
 // --help lists this file's flags (absl's default matches the binary name).
 bool IsServerFlagFile(absl::string_view file) {
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   options.batching.instance_count = absl::GetFlag(FLAGS_instance_count);
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
+  options.metrics = absl::GetFlag(FLAGS_metrics);
 
   absl::Status status = fusion::RunServer(options);
   if (!status.ok()) {

@@ -81,7 +81,9 @@ absl::Status RunServer(const ServerAppOptions& options) {
   metrics::HttpEndpointOptions http_options;
   http_options.address = options.http_address;
   http_options.not_ready_reason = [&state] { return state.NotReadyReason(); };
-  http_options.metrics_text = [&metrics] { return metrics.Scrape(); };
+  if (options.metrics) {
+    http_options.metrics_text = [&metrics] { return metrics.Scrape(); };
+  }
   auto http = metrics::HttpEndpoint::Start(http_options);
   if (!http.ok()) return http.status();
   Log(LogLevel::kInfo, "HTTP probes on ", options.http_address);
@@ -103,10 +105,12 @@ absl::Status RunServer(const ServerAppOptions& options) {
     if (!created.ok()) return created.status();
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
-  registry_options.observer_factory = [&metrics](const std::string& model,
-                                                 const std::string& version) {
-    return metrics.ForModel(model, version);
-  };
+  if (options.metrics) {
+    registry_options.observer_factory = [&metrics](const std::string& model,
+                                                   const std::string& version) {
+      return metrics.ForModel(model, version);
+    };
+  }
   registry_options.on_loaded = [&metrics](const serving::Servable& servable,
                                           absl::Duration load_time) {
     metrics.SetModelLoaded(servable.config().name(), servable.version(),

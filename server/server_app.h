@@ -22,6 +22,7 @@ struct ServerAppOptions {
   serving::BatchingOverrides batching;
   absl::Duration drain_delay = absl::ZeroDuration();
   absl::Duration shutdown_timeout = absl::Seconds(30);
+  bool metrics = true;
 };
 
 // Blocks until a shutdown signal has been handled. OK after a clean drain;
