@@ -20,7 +20,8 @@ ABSL_FLAG(std::string, http_address, "0.0.0.0:9090",
           "HTTP address for /metrics, /healthz and /readyz");
 ABSL_FLAG(std::string, device, "auto", "auto | cpu | cuda");
 ABSL_FLAG(int, intra_op_threads, 0,
-          "LibTorch intra-op threads per forward (0: config, else usable CPUs)");
+          "LibTorch intra-op threads per forward (0: config, else usable CPUs "
+          "/ executors)");
 ABSL_FLAG(int, interop_threads, 0,
           "LibTorch inter-op threads (0: config, else 1)");
 ABSL_FLAG(int, max_batch_size, 0, "Overrides config.pbtxt (0: keep)");

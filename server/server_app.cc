@@ -15,6 +15,7 @@
 #include "server/common/log.h"
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
+#include "server/runtime/cpu_budget.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/serving_state.h"
 
@@ -103,6 +104,10 @@ absl::Status RunServer(const ServerAppOptions& options) {
     auto created = runtime::TorchModelRuntime::Create(bundle_dir, config,
                                                       runtime_options);
     if (!created.ok()) return created.status();
+    Log(LogLevel::kInfo, config.name(), "/", config.version(), ": ",
+        config.batching().instance_count(), " executor(s) x ",
+        (*created)->intra_op_threads(), " intra-op thread(s) on ",
+        (*created)->device(), "; usable CPUs: ", runtime::UsableCpuCount());
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
   if (options.metrics) {

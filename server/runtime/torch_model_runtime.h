@@ -19,7 +19,8 @@ enum class DevicePreference { kAuto, kCpu, kCuda };
 
 struct TorchRuntimeOptions {
   DevicePreference device = DevicePreference::kAuto;
-  // LibTorch intra-op threads; 0: the config's value, else usable CPUs.
+  // LibTorch intra-op threads; 0: the config's value, else the usable CPUs
+  // divided among the config's executors (instance_count).
   int intra_op_threads = 0;
   // LibTorch inter-op threads; 0: the config's value.
   int interop_threads = 0;
