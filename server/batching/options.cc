@@ -50,6 +50,10 @@ absl::Status ValidateOptions(const BatchSchedulerOptions& o) {
     return Invalid(absl::StrCat("priority_levels must be in [1, ",
                                 kMaxPriorityLevels, "]"));
   }
+  if (!(o.min_fill_padding_efficiency >= 0 &&
+        o.min_fill_padding_efficiency <= 1)) {
+    return Invalid("min_fill_padding_efficiency must lie in [0, 1]");
+  }
   if (o.starvation_age <= absl::ZeroDuration()) {
     return Invalid("starvation_age must be > 0");
   }

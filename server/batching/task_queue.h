@@ -12,10 +12,13 @@
 //  * Of the due buckets, the one whose best task ranks highest is served.
 //  * Full: max_batch_size tasks of that bucket, best ranked first.
 //    Preferred: the largest preferred size the bucket can fill, from it alone.
-//    Late: the whole bucket, up to max_batch_size, then filled from the
-//    neighbouring buckets, nearest first, the shorter one first at equal
-//    distance (shorter tasks add no padding to the others), best ranked first
-//    within each.
+//    Late: the whole bucket, up to max_batch_size, then topped up from the
+//    two adjacent buckets only, the shorter one first (its tasks add no
+//    padding to the others), best ranked first within each, and only while
+//    the batch's padding efficiency (real tokens / batch size x longest)
+//    stays >= min_fill_padding_efficiency. A forward costs about batch size x
+//    padded length, so filling a batch with requests of very different
+//    lengths costs more compute than it saves in dispatches.
 //  * A task past its deadline (deadline <= now) or cancelled is never put in a
 //    batch: it comes back as Dropped with DEADLINE_EXCEEDED or CANCELLED.
 //
@@ -315,14 +318,48 @@ class TaskQueue {
     batch.reserve(target);
     Fill(anchor, target, now, batch, dropped);
     if (due != Due::kLate) return batch;
-    const int buckets = static_cast<int>(buckets_.size());
-    for (int d = 1; batch.size() < target; ++d) {
-      const int shorter = anchor - d, longer = anchor + d;
-      if (shorter < 0 && longer >= buckets) break;
-      if (shorter >= 0) Fill(shorter, target, now, batch, dropped);
-      if (longer < buckets) Fill(longer, target, now, batch, dropped);
+    if (anchor > 0) TopUp(anchor - 1, target, now, batch, dropped);
+    if (anchor + 1 < static_cast<int>(buckets_.size())) {
+      TopUp(anchor + 1, target, now, batch, dropped);
     }
     return batch;
+  }
+
+  // Like Fill, but stops before the first live task that would bring the
+  // batch's padding efficiency below min_fill_padding_efficiency.
+  void TopUp(size_t bucket, size_t target, absl::Time now, Batch& batch,
+             std::vector<Dropped>& dropped) {
+    int64_t real = 0, longest = 0;
+    for (const auto& task : batch) {
+      real += task->length();
+      longest = std::max<int64_t>(longest, task->length());
+    }
+    while (batch.size() < target) {
+      const int level = BestLevel(bucket, now);
+      if (level < 0) return;
+      auto& fifo = buckets_[bucket][level];
+      absl::Status dead = DeadStatus(fifo.front(), *fifo.front().task, now);
+      const int64_t length = fifo.front().length;
+      const int64_t padded_longest = std::max(longest, length);
+      const double efficiency =
+          padded_longest == 0
+              ? 1.0
+              : static_cast<double>(real + length) /
+                    (static_cast<double>(batch.size() + 1) * padded_longest);
+      if (dead.ok() && efficiency < options_.min_fill_padding_efficiency) {
+        return;
+      }
+      Entry e = std::move(fifo.front());
+      fifo.pop_front();
+      Forget(bucket, e);
+      if (dead.ok()) {
+        real += length;
+        longest = padded_longest;
+        batch.push_back(std::move(e.task));
+      } else {
+        dropped.push_back({std::move(e.task), std::move(dead)});
+      }
+    }
   }
 
   const BatchSchedulerOptions options_;

@@ -137,6 +137,30 @@ TEST_F(TaskQueueTest, RemoveDeadTakesOnlyExpiredAndCancelled) {
   Finish(rest);
 }
 
+TEST_F(TaskQueueTest, TopUpStopsWhereItWouldPadTooMuch) {
+  options_.max_batch_size = 8;
+  options_.max_queue_delay = absl::Milliseconds(1);
+  for (double threshold : {0.5, 0.0}) {
+    options_.min_fill_padding_efficiency = threshold;
+    Queue q(options_);
+    for (int id = 0; id < 4; ++id) Push(q, id, 10);  // bucket 0, late
+    Push(q, 4, 30);                                   // bucket 1
+    Push(q, 5, 30, 0, kT0 + absl::Milliseconds(1));   // not late yet
+    std::vector<Queue::Dropped> dropped;
+    Queue::Batch batch =
+        q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
+    if (threshold > 0) {
+      // Adding a 30 to four 10s: 70 real / (5 x 30) = 0.47 < 0.5.
+      EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1, 2, 3}));
+    } else {
+      EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1, 2, 3, 4, 5}));
+    }
+    Finish(batch);
+    Queue::Batch rest = q.TakeAll();
+    Finish(rest);
+  }
+}
+
 TEST_F(TaskQueueTest, TakeBatchSkipsDeadTasksAndKeepsLooking) {
   options_.max_batch_size = 2;
   Queue q(options_);

@@ -53,6 +53,7 @@ absl::StatusOr<std::unique_ptr<Servable>> Servable::Create(
   options.length_bucket_edges.assign(batching.length_bucket_edges().begin(),
                                      batching.length_bucket_edges().end());
   options.priority_levels = batching.priority_levels();
+  options.min_fill_padding_efficiency = batching.min_fill_padding_efficiency();
   options.max_queue_size = batching.max_queue_size();
   options.num_executors = batching.instance_count();
   Servable* self = servable.get();
