@@ -16,6 +16,9 @@ PACKAGES=(
   python3-pytest
   # integration tests: a real Prometheus scrapes the server
   prometheus curl
+  # deployment tests (tests/deploy): `docker-compose config` validates
+  # docker-compose.yml offline (no Docker engine needed); YAML for manifests
+  docker-compose python3-yaml
 )
 
 missing=()

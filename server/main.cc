@@ -35,6 +35,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "balancers stop routing here (e.g. 5s in Kubernetes)");
 ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(30),
           "After the drain delay: the most time to finish accepted requests");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "Close client connections after this age (0: never), so clients "
+          "balancing over DNS see replicas added by a scale-up");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
 ABSL_FLAG(bool, metrics, true,
           "Keep Prometheus metrics and serve /metrics (off: for measuring "
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
   options.metrics = absl::GetFlag(FLAGS_metrics);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
 
   absl::Status status = fusion::RunServer(options);
   if (!status.ok()) {

@@ -138,6 +138,13 @@ absl::Status RunServer(const ServerAppOptions& options) {
   builder.AddListeningPort(options.grpc_address,
                            grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(&scoring);
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    // GOAWAY after the age; calls in flight get the same again to finish.
+    const int ms = static_cast<int>(
+        absl::ToInt64Milliseconds(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms);
+  }
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(MaxMessageBytes(**registry)));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

@@ -23,6 +23,7 @@ struct ServerAppOptions {
   absl::Duration drain_delay = absl::ZeroDuration();
   absl::Duration shutdown_timeout = absl::Seconds(30);
   bool metrics = true;
+  absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
 };
 
 // Blocks until a shutdown signal has been handled. OK after a clean drain;
