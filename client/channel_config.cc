@@ -92,8 +92,8 @@ absl::StatusOr<std::string> NormalizeTarget(absl::string_view target) {
           "dns:///NAME:PORT to balance over the addresses of a name)"));
     }
     if (!addresses.empty() && *element_family != family) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "target '", target, "' mixes IPv4 and IPv6 addresses"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("target '", target, "' mixes IPv4 and IPv6 addresses"));
     }
     family = *element_family;
     addresses.emplace_back(element);
@@ -109,8 +109,7 @@ absl::StatusOr<std::string> ServiceConfigJson(absl::string_view lb_policy) {
         absl::StrCat("load-balancing policy '", lb_policy,
                      "': expected round_robin or pick_first"));
   }
-  return absl::StrCat(R"({"loadBalancingConfig":[{")", lb_policy,
-                      R"(":{}}]})");
+  return absl::StrCat(R"({"loadBalancingConfig":[{")", lb_policy, R"(":{}}]})");
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(

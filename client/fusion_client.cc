@@ -16,8 +16,8 @@ absl::Status ValidateMetadata(
   for (auto& [key, value] : metadata) {
     key = absl::AsciiStrToLower(key);
     if (key.empty() || absl::StartsWith(key, "grpc-")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metadata key '", key, "': empty or reserved (grpc-)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("metadata key '", key, "': empty or reserved (grpc-)"));
     }
     for (char c : key) {
       if (!absl::ascii_isdigit(c) && !absl::ascii_islower(c) && c != '-' &&
@@ -171,8 +171,8 @@ absl::Status Client::WaitForConnected(absl::Duration timeout) const {
     return absl::OkStatus();
   }
   return absl::UnavailableError(
-      absl::StrCat("no connection to ", options_.connection.target,
-                   " within ", absl::FormatDuration(timeout)));
+      absl::StrCat("no connection to ", options_.connection.target, " within ",
+                   absl::FormatDuration(timeout)));
 }
 
 }  // namespace fusion

@@ -3,6 +3,7 @@
 #ifndef FUSION_CLIENT_ORDERED_RESULTS_H_
 #define FUSION_CLIENT_ORDERED_RESULTS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -24,8 +25,7 @@ class OrderedResults {
   // before them, and returns how many it appended.
   size_t PopReady(std::vector<T>* out) {
     size_t popped = 0;
-    for (auto it = pending_.begin();
-         it != pending_.end() && it->first == next_;
+    for (auto it = pending_.begin(); it != pending_.end() && it->first == next_;
          it = pending_.erase(it)) {
       out->push_back(std::move(it->second));
       ++next_;

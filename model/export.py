@@ -48,11 +48,12 @@ def build_config(mean: np.ndarray, std: np.ndarray):
         config.features.add(name=name, description=description, mean=float(mean[i]),
                             std=float(std[i]), allow_missing=optional,
                             default_value=float(mean[i]) if optional else 0.0)
-    # Most descriptions are under 16 tokens: an extra edge at 8 keeps short
-    # batches from padding to 16 (measured: +27% served throughput on CPU).
+    # Most descriptions are 4-16 tokens: fine edges there keep batches from
+    # padding short texts to 16. Measured on CPU, 64 clients, golden mix:
+    # 16/32/64/128 gave 637 resp/s, adding 8 gave 806-994, these 1149.
     config.batching.CopyFrom(pb2.BatchingConfig(
         max_batch_size=64, max_queue_delay_us=2000,
-        length_bucket_edges=[8, 16, 32, 64, 128],
+        length_bucket_edges=[6, 8, 10, 12, 16, 24, 32, 64, 128],
         max_queue_size=1024, priority_levels=2, instance_count=1))
     config.runtime.warmup_iterations = 3
     return config

@@ -83,7 +83,7 @@ def test_config_matches_model(config, scripted):
             assert f.default_value == f.mean
     assert config.tokenizer.max_chars_per_word == 100
     assert config.batching.max_batch_size == 64
-    assert list(config.batching.length_bucket_edges) == [16, 32, 64, 128]
+    assert list(config.batching.length_bucket_edges) == [6, 8, 10, 12, 16, 24, 32, 64, 128]
 
 
 def test_bundle_is_small():

@@ -1,0 +1,58 @@
+// One load level of fusion-bench: a closed loop (N requests always
+// outstanding) or an open loop (Poisson arrivals at R/s, latency counted
+// from each request's intended send time, so a slow server cannot hide
+// queueing by slowing the generator down).
+//
+// Timeline: warmup, then the measurement window (`duration`), then a drain
+// during which no new request starts. Stats cover requests intended inside
+// the window; RunLevel blocks until the level has drained.
+#ifndef FUSION_CLIENT_BENCH_LOAD_LOOP_H_
+#define FUSION_CLIENT_BENCH_LOAD_LOOP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/time/time.h"
+#include "client/bench/recorder.h"
+#include "client/bench/senders.h"
+#include "client/bench/workload.h"
+
+namespace fusion::bench {
+
+struct LoadSpec {
+  bool open_loop = false;
+  int concurrency = 1;  // closed loop
+  double rate = 0;      // open loop, requests/s
+  absl::Duration warmup = absl::Seconds(1);
+  absl::Duration duration = absl::Seconds(5);
+  // The most time to wait for outstanding requests after the window.
+  absl::Duration drain_timeout = absl::Seconds(15);
+  // Open loop: when this many requests are outstanding, the generator waits
+  // (their latency still counts from the intended time).
+  int max_outstanding = 20000;
+  double attention_fraction = 0;  // share of requests asking for attention
+  uint64_t seed = 1;
+};
+
+struct LevelResult {
+  LoadSpec spec;
+  LevelStats stats;
+  double window_s = 0;
+  double throughput_rps = 0;  // responses (any status) that arrived in window
+  double ok_rps = 0;          // OK responses intended in the window, per s
+  // CPU time (user + system) of this whole process during the window.
+  double client_cpu_s = 0;
+  int64_t unfinished = 0;  // outstanding when the drain timed out
+};
+
+// Makes the sender for a level; the handler must receive every outcome.
+using SenderFactory = std::function<std::unique_ptr<Sender>(
+    OutcomeHandler handler, absl::Time deadline)>;
+
+LevelResult RunLevel(const SenderFactory& make_sender, const Workload& workload,
+                     const LoadSpec& spec);
+
+}  // namespace fusion::bench
+
+#endif  // FUSION_CLIENT_BENCH_LOAD_LOOP_H_

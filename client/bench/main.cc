@@ -1,0 +1,289 @@
+// fusion-bench: a load generator for fusionserve (closed or open loop,
+// unary or streaming), in the spirit of Triton's perf_analyzer.
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/bench/load_loop.h"
+#include "client/bench/report.h"
+#include "client/bench/senders.h"
+#include "client/bench/workload.h"
+#include "client/cli/argv_util.h"
+#include "client/connection_flags.h"
+
+ABSL_FLAG(std::string, model, "", "Model to load (default: the server's)");
+ABSL_FLAG(std::string, model_version, "", "Model version (default: latest)");
+ABSL_FLAG(int, concurrency, 0,
+          "Closed loop: requests kept outstanding (default 1 when --rate is "
+          "not given)");
+ABSL_FLAG(double, rate, 0, "Open loop: requests/s with Poisson arrivals");
+ABSL_FLAG(std::string, sweep, "",
+          "Levels to run one after the other, e.g. 1,4,16,64: concurrencies, "
+          "or rates when --rate is given; 'rate:100,200' / "
+          "'concurrency:1,8' say which explicitly");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "Measurement window per level");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(2),
+          "Load before each window, not measured");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(15),
+          "Most time to wait for outstanding requests after a window");
+ABSL_FLAG(std::string, input, "models/fusion/1/golden.jsonl",
+          "JSON-lines requests (golden.jsonl works as is)");
+ABSL_FLAG(std::string, synthetic_lengths, "",
+          "Generate requests instead of --input, token lengths from "
+          "fixed:N, uniform:MIN:MAX or normal:MEAN:STD");
+ABSL_FLAG(int, synthetic_count, 1000, "Generated requests in the pool");
+ABSL_FLAG(int, cls_id, 2, "[CLS] id for generated requests");
+ABSL_FLAG(int, sep_id, 3, "[SEP] id for generated requests");
+ABSL_FLAG(double, attention_fraction, 0,
+          "Share of requests asking for mean attention, 0..1");
+ABSL_FLAG(std::string, mode, "unary", "unary (Score) or stream (ScoreStream)");
+ABSL_FLAG(int, streams, 4, "Streams in --mode=stream");
+ABSL_FLAG(int, channels, 1, "gRPC channels, each with its own connections");
+ABSL_FLAG(int, max_outstanding, 20000,
+          "Open loop: the generator waits when this many are outstanding");
+ABSL_FLAG(uint64_t, seed, 1, "Random seed (arrivals, request choice)");
+ABSL_FLAG(std::string, json, "", "Also write the results as JSON here");
+
+namespace fusion::bench {
+namespace {
+
+constexpr char kUsage[] = R"(fusion-bench [flags]
+
+Closed loop:  fusion-bench --target host:port --concurrency 64 --duration 10s
+Open loop:    fusion-bench --target host:port --rate 500 --duration 10s
+Sweep:        fusion-bench --sweep 1,4,16,64   |   --rate 1 --sweep 100,200,400
+Balancing:    fusion-bench --target ipv4:10.0.0.1:50051,10.0.0.2:50051 --lb round_robin
+Workload:     --input golden.jsonl | --synthetic_lengths uniform:8:64
+              --attention_fraction 0.1  --mode unary|stream)";
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "fusion-bench: %s\n", message.c_str());
+  return 2;
+}
+
+// The levels to run and whether they are rates.
+absl::Status ParseLevels(bool* open_loop, std::vector<double>* levels) {
+  const double rate = absl::GetFlag(FLAGS_rate);
+  const int concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (rate > 0 && concurrency > 0) {
+    return absl::InvalidArgumentError(
+        "give --concurrency (closed loop) or --rate (open loop), not both");
+  }
+  if (rate < 0 || concurrency < 0) {
+    return absl::InvalidArgumentError("--rate and --concurrency must be >= 0");
+  }
+  *open_loop = rate > 0;
+  std::string sweep = absl::GetFlag(FLAGS_sweep);
+  if (absl::StartsWith(sweep, "rate:")) {
+    *open_loop = true;
+    sweep = sweep.substr(5);
+  } else if (absl::StartsWith(sweep, "concurrency:")) {
+    *open_loop = false;
+    sweep = sweep.substr(12);
+  }
+  if (sweep.empty()) {
+    levels->push_back(*open_loop ? rate : std::max(concurrency, 1));
+    return absl::OkStatus();
+  }
+  for (absl::string_view part : absl::StrSplit(sweep, ',')) {
+    double v;
+    if (!absl::SimpleAtod(part, &v) || v <= 0 ||
+        (!*open_loop && v != static_cast<int>(v))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--sweep '", part, "': expected a positive ",
+                       *open_loop ? "rate" : "integer concurrency"));
+    }
+    levels->push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Workload> MakeWorkload(const fusion::Client& client) {
+  const std::string lengths = absl::GetFlag(FLAGS_synthetic_lengths);
+  absl::StatusOr<Workload> workload;
+  if (lengths.empty()) {
+    workload = Workload::FromJsonLines(absl::GetFlag(FLAGS_input));
+  } else {
+    absl::StatusOr<LengthDistribution> distribution =
+        ParseLengthDistribution(lengths);
+    if (!distribution.ok()) return distribution.status();
+    absl::StatusOr<fusion::v1::ModelMetadata> metadata =
+        client.GetModelMetadata(absl::GetFlag(FLAGS_model),
+                                absl::GetFlag(FLAGS_model_version));
+    if (!metadata.ok()) return metadata.status();
+    SyntheticSpec spec;
+    spec.lengths = *distribution;
+    spec.count = absl::GetFlag(FLAGS_synthetic_count);
+    spec.seed = absl::GetFlag(FLAGS_seed);
+    spec.cls_id = absl::GetFlag(FLAGS_cls_id);
+    spec.sep_id = absl::GetFlag(FLAGS_sep_id);
+    workload = Workload::Synthetic(spec, *metadata);
+  }
+  if (workload.ok()) {
+    workload->SetModel(absl::GetFlag(FLAGS_model),
+                       absl::GetFlag(FLAGS_model_version));
+  }
+  return workload;
+}
+
+absl::Status ValidateFlags() {
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  const double fraction = absl::GetFlag(FLAGS_attention_fraction);
+  if (mode != "unary" && mode != "stream") {
+    return absl::InvalidArgumentError("--mode must be unary or stream");
+  }
+  if (fraction < 0 || fraction > 1) {
+    return absl::InvalidArgumentError("--attention_fraction must be in [0, 1]");
+  }
+  if (absl::GetFlag(FLAGS_channels) < 1 || absl::GetFlag(FLAGS_streams) < 1) {
+    return absl::InvalidArgumentError("--channels and --streams must be >= 1");
+  }
+  if (absl::GetFlag(FLAGS_duration) <= absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_warmup) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--duration must be > 0 and --warmup >= 0");
+  }
+  return absl::OkStatus();
+}
+
+// --channels clients; with more than one, each has its own connections.
+absl::StatusOr<std::vector<std::unique_ptr<fusion::Client>>> MakeClients(
+    const fusion::ClientOptions& options) {
+  const int channels = absl::GetFlag(FLAGS_channels);
+  std::vector<std::unique_ptr<fusion::Client>> clients;
+  for (int i = 0; i < channels; ++i) {
+    fusion::ClientOptions channel_options = options;
+    channel_options.connection.private_channel_id = channels > 1 ? i : -1;
+    auto client = fusion::Client::Create(channel_options);
+    if (!client.ok()) return client.status();
+    clients.push_back(*std::move(client));
+  }
+  return clients;
+}
+
+LoadSpec SpecFor(bool open_loop, double level, uint64_t index) {
+  LoadSpec spec;
+  spec.open_loop = open_loop;
+  spec.rate = open_loop ? level : 0;
+  spec.concurrency = open_loop ? 0 : static_cast<int>(level);
+  spec.warmup = absl::GetFlag(FLAGS_warmup);
+  spec.duration = absl::GetFlag(FLAGS_duration);
+  spec.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  spec.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  spec.attention_fraction = absl::GetFlag(FLAGS_attention_fraction);
+  spec.seed = absl::GetFlag(FLAGS_seed) + index;
+  return spec;
+}
+
+BenchConfig ConfigFor(const fusion::ClientOptions& options, bool open_loop,
+                      const Workload& workload) {
+  BenchConfig config;
+  config.target = options.connection.target;
+  config.lb = options.connection.lb_policy;
+  config.model = absl::GetFlag(FLAGS_model);
+  config.mode = absl::GetFlag(FLAGS_mode);
+  config.open_loop = open_loop;
+  const std::string lengths = absl::GetFlag(FLAGS_synthetic_lengths);
+  config.workload = lengths.empty() ? workload.description()
+                                    : absl::StrCat(workload.description(),
+                                                   ", lengths ", lengths);
+  config.warmup_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_warmup));
+  config.duration_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration));
+  config.attention_fraction = absl::GetFlag(FLAGS_attention_fraction);
+  config.channels = absl::GetFlag(FLAGS_channels);
+  config.streams = absl::GetFlag(FLAGS_streams);
+  return config;
+}
+
+// Prints the table, writes --json; 0 when at least one request succeeded.
+int Report(const BenchConfig& config, const std::vector<LevelResult>& results) {
+  PrintTable(stdout, config, results);
+  const nlohmann::json report = ReportJson(config, results);
+  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
+    std::ofstream out(path, std::ios::trunc);
+    out << report.dump(2) << '\n';
+    if (!out) {
+      std::fprintf(stderr, "fusion-bench: cannot write %s\n", path.c_str());
+      return 1;
+    }
+  }
+  return report["totals"]["ok"].get<int64_t>() > 0 ? 0 : 1;
+}
+
+int Run(const std::vector<std::string>& headers) {
+  bool open_loop = false;
+  std::vector<double> levels;
+  if (absl::Status s = ParseLevels(&open_loop, &levels); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  if (absl::Status s = ValidateFlags(); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  absl::StatusOr<fusion::ClientOptions> options =
+      client::ClientOptionsFromFlags(headers);
+  if (!options.ok()) return Usage(std::string(options.status().message()));
+  auto owned = MakeClients(*options);
+  if (!owned.ok()) return Usage(std::string(owned.status().message()));
+  std::vector<const fusion::Client*> clients;
+  for (const auto& c : *owned) clients.push_back(c.get());
+
+  for (const fusion::Client* c : clients) {
+    if (absl::Status s = c->WaitForConnected(options->timeout); !s.ok()) {
+      std::fprintf(stderr, "fusion-bench: %s\n",
+                   client::DescribeError(s, *options).c_str());
+      return 3;
+    }
+  }
+  absl::StatusOr<Workload> workload = MakeWorkload(*clients.front());
+  if (!workload.ok()) {
+    std::fprintf(stderr, "fusion-bench: %s\n",
+                 client::DescribeError(workload.status(), *options).c_str());
+    return workload.status().code() == absl::StatusCode::kUnavailable ? 3 : 2;
+  }
+
+  const bool unary = absl::GetFlag(FLAGS_mode) == "unary";
+  const int streams = absl::GetFlag(FLAGS_streams);
+  SenderFactory make_sender = [&](OutcomeHandler handler, absl::Time deadline) {
+    return unary ? MakeUnarySender(clients, std::move(handler))
+                 : MakeStreamSender(clients, streams, deadline,
+                                    std::move(handler));
+  };
+  std::vector<LevelResult> results;
+  for (double level : levels) {
+    const LoadSpec spec = SpecFor(open_loop, level, results.size());
+    std::fprintf(stderr, "fusion-bench: %s %g for %s after %s warmup...\n",
+                 open_loop ? "rate" : "concurrency", level,
+                 absl::FormatDuration(spec.duration).c_str(),
+                 absl::FormatDuration(spec.warmup).c_str());
+    results.push_back(RunLevel(make_sender, *workload, spec));
+  }
+  return Report(ConfigFor(*options, open_loop, *workload), results);
+}
+
+}  // namespace
+}  // namespace fusion::bench
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(fusion::bench::kUsage);
+  std::vector<std::string> args(argv, argv + argc);
+  const std::vector<std::string> headers =
+      fusion::client::ExtractRepeatedFlag(args, "header");
+  std::vector<char*> rest;
+  for (std::string& arg : args) rest.push_back(arg.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  if (positional.size() > 1) {
+    return fusion::bench::Usage(
+        absl::StrCat("unexpected argument '", positional[1], "'"));
+  }
+  return fusion::bench::Run(headers);
+}

@@ -1,0 +1,43 @@
+// fusion-bench output: a human table and JSON. Pure; thread-safe.
+#ifndef FUSION_CLIENT_BENCH_REPORT_H_
+#define FUSION_CLIENT_BENCH_REPORT_H_
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "client/bench/load_loop.h"
+#include "nlohmann/json.hpp"
+
+namespace fusion::bench {
+
+struct BenchConfig {
+  std::string target, lb, model;
+  std::string mode;  // "unary" | "stream"
+  bool open_loop = false;
+  std::string workload;
+  double warmup_s = 0, duration_s = 0, attention_fraction = 0;
+  int channels = 1, streams = 0;
+};
+
+// Cores the generator process used per 1000 responses/s in the window
+// (0 when nothing completed).
+double ClientCoresPer1kRps(const LevelResult& level);
+
+// {"config": {...}, "runs": [{concurrency|rate, throughput_rps, ok_rps,
+//  completed, window_s, latency_us{min, mean, p50, p90, p99, p999, max},
+//  errors{CODE: n}, server{mean_batch_size, mean_queue_us, mean_compute_us,
+//  mean_total_us}, client{cpu_seconds, cpu_cores, cores_per_1k_rps,
+//  mean_send_lag_us, max_send_lag_us}, totals{...}, unfinished}],
+//  "totals": {requests, ok, errors{CODE: n}}}. Totals count every request
+// of the run, warmup and drain included (what the servers saw).
+nlohmann::json ReportJson(const BenchConfig& config,
+                          const std::vector<LevelResult>& levels);
+
+// One header, then one row per level, then errors and generator CPU.
+void PrintTable(std::FILE* out, const BenchConfig& config,
+                const std::vector<LevelResult>& levels);
+
+}  // namespace fusion::bench
+
+#endif  // FUSION_CLIENT_BENCH_REPORT_H_
