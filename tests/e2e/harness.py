@@ -101,8 +101,9 @@ def generate_stubs(out_dir: Optional[str] = None) -> Stubs:
     try:  # Debian's python3-grpcio has no grpc_health; use it when present.
         from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore
     except ImportError:
-        _protoc(["-I", HERE, f"--python_out={out_dir}", f"--grpc_out={out_dir}",
-                 plugin, os.path.join(HERE, "health.proto")])
+        health_dir = os.path.join(PROTO_DIR, "grpc_health")
+        _protoc(["-I", health_dir, f"--python_out={out_dir}", f"--grpc_out={out_dir}",
+                 plugin, os.path.join(health_dir, "health.proto")])
         health_pb2 = importlib.import_module("health_pb2")
         health_pb2_grpc = importlib.import_module("health_pb2_grpc")
     _STUBS = Stubs(scoring_pb2, scoring_pb2_grpc, model_config_pb2,
