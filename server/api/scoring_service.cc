@@ -17,6 +17,28 @@ namespace {
 using fusion::v1::ScoreRequest;
 using fusion::v1::ScoreResponse;
 
+// Parses a request's bytes. On failure `request` holds what could be read
+// (its request_id, usually: field 1 comes first on the wire).
+absl::Status ParseScoreRequest(const grpc::ByteBuffer& bytes,
+                               ScoreRequest& request) {
+  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
+  if (grpc::SerializationTraits<ScoreRequest>::Deserialize(&copy, &request)
+          .ok()) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "ScoreRequest does not parse: malformed protobuf, or a string field "
+      "(text, model, request_id, a feature name) that is not valid UTF-8");
+}
+
+grpc::ByteBuffer Serialize(const ScoreResponse& response) {
+  grpc::ByteBuffer bytes;
+  bool own_buffer = false;
+  grpc::SerializationTraits<ScoreResponse>::Serialize(response, &bytes,
+                                                      &own_buffer);
+  return bytes;
+}
+
 // The RPC's deadline, else the model's default timeout, else none.
 absl::Time TaskDeadline(const grpc::CallbackServerContext& context,
                         const fusion::v1::ModelConfig& config,
@@ -41,7 +63,7 @@ absl::StatusOr<serving::ModelRegistry*> AdmittingRegistry(
 // A bidirectional stream: each request read is submitted at once; responses
 // are written in completion order, one write in flight at a time.
 class ScoreStreamReactor final
-    : public grpc::ServerBidiReactor<ScoreRequest, ScoreResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ScoreStreamReactor(ScoringServiceImpl* service,
                      grpc::CallbackServerContext* context)
@@ -60,16 +82,22 @@ class ScoreStreamReactor final
       if (finish) Finish(grpc::Status::OK);
       return;
     }
-    ScoreRequest request = std::move(request_);
+    ScoreRequest request;
+    absl::Status parsed = ParseScoreRequest(request_, request);
+    request_.Clear();
     {
       absl::MutexLock lock(&mu_);
       ++outstanding_;
     }
     const std::string id = request.request_id();
-    absl::Status submitted = service_->SubmitScore(
-        context_, request, [this, id](absl::StatusOr<ScoreResponse> response) {
-          OnScored(id, std::move(response));
-        });
+    absl::Status submitted =
+        parsed.ok()
+            ? service_->SubmitScore(
+                  context_, request,
+                  [this, id](absl::StatusOr<ScoreResponse> response) {
+                    OnScored(id, std::move(response));
+                  })
+            : parsed;
     if (!submitted.ok()) OnScored(id, submitted);
     bool read_more;
     {
@@ -81,7 +109,7 @@ class ScoreStreamReactor final
   }
 
   void OnWriteDone(bool ok) override {
-    const ScoreResponse* next = nullptr;
+    const grpc::ByteBuffer* next = nullptr;
     bool finish;
     {
       absl::MutexLock lock(&mu_);
@@ -114,13 +142,13 @@ class ScoreStreamReactor final
       response.mutable_error()->set_code(status.error_code());
       response.mutable_error()->set_message(status.error_message());
     }
-    const ScoreResponse* write = nullptr;
+    const grpc::ByteBuffer* write = nullptr;
     bool resume_reading = false, finish;
     {
       absl::MutexLock lock(&mu_);
       --outstanding_;
       if (!write_failed_) {
-        writes_.push_back(std::move(response));
+        writes_.push_back(Serialize(response));
         if (!writing_) {
           writing_ = true;
           write = &writes_.front();
@@ -147,10 +175,10 @@ class ScoreStreamReactor final
 
   ScoringServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
-  ScoreRequest request_;  // target of the one read in flight
+  grpc::ByteBuffer request_;  // target of the one read in flight
   absl::Mutex mu_;
   // deque: elements stay put while their write is in flight.
-  std::deque<ScoreResponse> writes_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> writes_ ABSL_GUARDED_BY(mu_);
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
@@ -219,20 +247,26 @@ absl::Status ScoringServiceImpl::Unrouted(absl::Status status) const {
 }
 
 grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
-    grpc::CallbackServerContext* context, const ScoreRequest* request,
-    ScoreResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ScoreRequest request;
+  if (absl::Status parsed = ParseScoreRequest(*request_bytes, request);
+      !parsed.ok()) {
+    reactor->Finish(ToGrpcStatus(Unrouted(parsed)));
+    return reactor;
+  }
   absl::Status submitted = SubmitScore(
-      context, *request,
-      [reactor, response](absl::StatusOr<ScoreResponse> result) {
-        if (result.ok()) *response = std::move(*result);
+      context, request,
+      [reactor, response_bytes](absl::StatusOr<ScoreResponse> result) {
+        if (result.ok()) *response_bytes = Serialize(*result);
         reactor->Finish(ToGrpcStatus(result.status()));
       });
   if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
   return reactor;
 }
 
-grpc::ServerBidiReactor<ScoreRequest, ScoreResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
   return new ScoreStreamReactor(this, context);
 }

@@ -4,6 +4,11 @@
 // the RPCs when their batch is computed, so no thread blocks per request.
 // ScoreStream keeps at most kMaxInFlightPerStream requests of one stream in
 // the server and stops reading until some complete (flow control).
+//
+// Score and ScoreStream take their messages as raw bytes and parse them
+// here: gRPC's own parsing answers a request that does not parse (e.g. a
+// `text` that is not valid UTF-8, which proto3 forbids) with UNIMPLEMENTED;
+// we answer INVALID_ARGUMENT and say why.
 #ifndef FUSION_SERVER_API_SCORING_SERVICE_H_
 #define FUSION_SERVER_API_SCORING_SERVICE_H_
 
@@ -15,12 +20,17 @@
 
 namespace fusion::api {
 
-class ScoringServiceImpl final
-    : public fusion::v1::ScoringService::CallbackService {
+using ScoringServiceBase = fusion::v1::ScoringService::WithRawCallbackMethod_Score<
+    fusion::v1::ScoringService::WithRawCallbackMethod_ScoreStream<
+        fusion::v1::ScoringService::WithCallbackMethod_GetModelMetadata<
+            fusion::v1::ScoringService::Service>>>;
+
+class ScoringServiceImpl final : public ScoringServiceBase {
  public:
   static constexpr int kMaxInFlightPerStream = 512;
 
-  // Counts requests that reach no model (unknown model, not admitting).
+  // Counts requests that reach no model (unparsable, unknown model, not
+  // admitting).
   using UnroutedFn = std::function<void(absl::StatusCode)>;
 
   // `state` must outlive the service; `on_unrouted` may be empty.
@@ -29,10 +39,10 @@ class ScoringServiceImpl final
       : state_(state), on_unrouted_(std::move(on_unrouted)) {}
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
-                                  const fusion::v1::ScoreRequest* request,
-                                  fusion::v1::ScoreResponse* response) override;
-  grpc::ServerBidiReactor<fusion::v1::ScoreRequest, fusion::v1::ScoreResponse>*
-  ScoreStream(grpc::CallbackServerContext* context) override;
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ScoreStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetModelMetadata(
       grpc::CallbackServerContext* context,
       const fusion::v1::GetModelMetadataRequest* request,

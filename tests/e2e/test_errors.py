@@ -227,8 +227,29 @@ def test_invalid_utf8_text(stub, channel, ctx):
     except grpc.RpcError as e:
         code, details = e.code(), e.details()
     harness.observe("invalid_utf8_status", f"{code.name}: {details}")
-    assert code != grpc.StatusCode.OK, f"invalid UTF-8 text accepted: {details}"
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, f"{code.name}: {details}"
+    assert "UTF-8" in details and "text" in details
     _assert_still_serving(stub, ctx)
+
+
+def test_invalid_utf8_text_inside_a_stream(stub, channel, ctx):
+    """The bad request gets an error response with its id; the others and
+    the stream go on."""
+    placeholder = "PLACEHOLDER-TEXT"
+    bad = ctx.good(text=placeholder, request_id="s-bad").SerializeToString()
+    bad = bad.replace(placeholder.encode(),
+                      b"\xff\xfe\xc3\x28" + b"X" * (len(placeholder) - 4))
+    good = [ctx.good(request_id=f"s-good-{i}").SerializeToString() for i in range(3)]
+    call = channel.stream_stream("/fusion.v1.ScoringService/ScoreStream",
+                                 request_serializer=lambda b: b,
+                                 response_deserializer=ctx.pb.ScoreResponse.FromString)
+    responses = {r.request_id: r for r in call(iter([good[0], bad] + good[1:]),
+                                               timeout=30)}
+    assert sorted(responses) == ["s-bad", "s-good-0", "s-good-1", "s-good-2"]
+    assert responses["s-bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "UTF-8" in responses["s-bad"].error.message
+    for i in range(3):
+        assert not responses[f"s-good-{i}"].HasField("error")
 
 
 def test_deadline_exceeded(stub, ctx):
