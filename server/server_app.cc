@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/protobuf_logging.h"
 #include "server/api/scoring_service.h"
 #include "server/common/log.h"
 #include "server/metrics/http_endpoint.h"
@@ -65,6 +66,7 @@ absl::Status RunServer(const ServerAppOptions& options) {
 
   auto device = ParseDevice(options.device);
   if (!device.ok()) return device.status();
+  api::RouteProtobufLogs();
 
   serving::ServingState state;
   metrics::ServerMetrics metrics;
