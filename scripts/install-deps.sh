@@ -15,7 +15,7 @@ PACKAGES=(
   python3 python3-torch python3-numpy python3-protobuf python3-grpcio
   python3-pytest
   # integration tests: a real Prometheus scrapes the server
-  prometheus curl
+  prometheus curl iproute2
   # deployment tests (tests/deploy): `docker-compose config` validates
   # docker-compose.yml offline (no Docker engine needed); YAML for manifests
   docker-compose python3-yaml
