@@ -14,7 +14,8 @@ PACKAGES=(
   # Python side (model training/export, tests, example client)
   python3 python3-torch python3-numpy python3-protobuf python3-grpcio
   python3-pytest
-  # integration tests: a real Prometheus scrapes the server
+  # integration tests: a real Prometheus scrapes the server; ss (iproute2)
+  # watches client connections
   prometheus curl iproute2
   # deployment tests (tests/deploy): `docker-compose config` validates
   # docker-compose.yml offline (no Docker engine needed); YAML for manifests
