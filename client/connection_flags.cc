@@ -1,8 +1,10 @@
 #include "client/connection_flags.h"
 
 #include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "client/cli/argv_util.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "Server address: host:port, dns:///host:port, ipv4:a:p,b:p or a "
@@ -65,6 +67,25 @@ std::string DescribeError(const absl::Status& status,
       return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
                           status.message());
   }
+}
+
+}  // namespace fusion::client
+
+namespace fusion::client {
+
+std::vector<std::string> ParseCommandLineKeepingRepeated(
+    int argc, char** argv, const std::vector<std::string>& repeated,
+    std::vector<std::vector<std::string>>& repeated_values) {
+  std::vector<std::string> args(argv, argv + argc);
+  repeated_values.clear();
+  for (const std::string& name : repeated) {
+    repeated_values.push_back(ExtractRepeatedFlag(args, name));
+  }
+  std::vector<char*> rest;
+  for (std::string& arg : args) rest.push_back(arg.data());
+  const std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  return {positional.begin(), positional.end()};
 }
 
 }  // namespace fusion::client

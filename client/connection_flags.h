@@ -19,6 +19,14 @@ namespace fusion::client {
 absl::StatusOr<ClientOptions> ClientOptionsFromFlags(
     const std::vector<std::string>& headers);
 
+// Parses the command line with absl flags after taking every occurrence of
+// the `repeated` flags out of it (absl keeps only the last one; see
+// argv_util.h). Returns the positional arguments, argv[0] first; the
+// repeated values land in `repeated_values`, one vector per name, in order.
+std::vector<std::string> ParseCommandLineKeepingRepeated(
+    int argc, char** argv, const std::vector<std::string>& repeated,
+    std::vector<std::vector<std::string>>& repeated_values);
+
 // One line for a failed call, worded for the person at the terminal:
 // UNAVAILABLE -> "cannot reach fusion-server at TARGET (...)",
 // DEADLINE_EXCEEDED -> "no answer from TARGET within T", else

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -16,7 +15,6 @@
 #include "client/bench/report.h"
 #include "client/bench/senders.h"
 #include "client/bench/workload.h"
-#include "client/cli/argv_util.h"
 #include "client/connection_flags.h"
 
 ABSL_FLAG(std::string, model, "", "Model to load (default: the server's)");
@@ -274,16 +272,13 @@ int Run(const std::vector<std::string>& headers) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(fusion::bench::kUsage);
-  std::vector<std::string> args(argv, argv + argc);
-  const std::vector<std::string> headers =
-      fusion::client::ExtractRepeatedFlag(args, "header");
-  std::vector<char*> rest;
-  for (std::string& arg : args) rest.push_back(arg.data());
-  std::vector<char*> positional =
-      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  std::vector<std::vector<std::string>> repeated;
+  const std::vector<std::string> positional =
+      fusion::client::ParseCommandLineKeepingRepeated(argc, argv, {"header"},
+                                                       repeated);
   if (positional.size() > 1) {
     return fusion::bench::Usage(
         absl::StrCat("unexpected argument '", positional[1], "'"));
   }
-  return fusion::bench::Run(headers);
+  return fusion::bench::Run(repeated[0]);
 }

@@ -3,9 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "client/cli/argv_util.h"
 #include "client/cli/commands.h"
 #include "client/connection_flags.h"
 
@@ -31,15 +29,12 @@ Exit codes: 0 ok, 1 the server answered an error, 2 usage or input syntax,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<std::string> args(argv, argv + argc);
-  const std::vector<std::string> features =
-      fusion::client::ExtractRepeatedFlag(args, "feature");
-  const std::vector<std::string> headers =
-      fusion::client::ExtractRepeatedFlag(args, "header");
-  std::vector<char*> rest;
-  for (std::string& arg : args) rest.push_back(arg.data());
-  std::vector<char*> positional =
-      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  std::vector<std::vector<std::string>> repeated;
+  const std::vector<std::string> positional =
+      fusion::client::ParseCommandLineKeepingRepeated(
+          argc, argv, {"feature", "header"}, repeated);
+  const std::vector<std::string>& features = repeated[0];
+  const std::vector<std::string>& headers = repeated[1];
 
   if (positional.size() != 2) {
     std::fprintf(stderr, "%s\n", kUsage);
