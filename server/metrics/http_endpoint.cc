@@ -42,9 +42,7 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
       res.set_content(text(), "text/plain; version=0.0.4; charset=utf-8");
     });
   }
-  endpoint->port_ = port == 0 ? server.bind_to_any_port(host)
-                              : (server.bind_to_port(host, port) ? port : -1);
-  if (endpoint->port_ < 0) {
+  if (!server.bind_to_port(host, port)) {
     return absl::UnavailableError(
         absl::StrCat("cannot bind HTTP address ", options.address));
   }

@@ -35,13 +35,10 @@ class HttpEndpoint {
       HttpEndpointOptions options);
   ~HttpEndpoint();  // stops and joins
 
-  int port() const { return port_; }
-
  private:
   HttpEndpoint() = default;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
-  int port_ = 0;
 };
 
 }  // namespace fusion::metrics

@@ -142,12 +142,6 @@ std::vector<std::string> ModelRegistry::Versions(const std::string& model) const
   return versions;
 }
 
-std::vector<std::string> ModelRegistry::ModelNames() const {
-  std::vector<std::string> names;
-  for (const auto& [name, versions] : models_) names.push_back(name);
-  return names;
-}
-
 void ModelRegistry::ForEach(
     const std::function<void(const Servable&)>& fn) const {
   for (const auto& [name, versions] : models_) {

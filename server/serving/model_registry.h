@@ -63,8 +63,6 @@ class ModelRegistry {
 
   // Versions of `model` (empty: default), latest first; empty if unknown.
   std::vector<std::string> Versions(const std::string& model) const;
-  const std::string& default_model() const { return default_model_; }
-  std::vector<std::string> ModelNames() const;
 
   // Calls `fn` on every loaded version.
   void ForEach(const std::function<void(const Servable&)>& fn) const;

@@ -50,7 +50,6 @@ class Servable {
 
   // Stops accepting, computes everything queued, joins the executors.
   void Drain();
-  int queue_depth() const { return queue_->depth(); }
   int queue_depth(int priority) const { return queue_->depth(priority); }
   // Never null: a no-op observer when none was given.
   ServingObserver& observer() const { return *observer_; }

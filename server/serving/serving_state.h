@@ -26,8 +26,7 @@ class ServingState {
 
   ModelRegistry* registry() const { return registry_.load(); }
   bool draining() const { return draining_.load(); }
-  bool ready() const { return registry() != nullptr && !stopping_.load(); }
-  // Why ready() is false, in one line ("" when ready).
+  // "" when ready (loaded, no shutdown asked), else why not, in one line.
   std::string NotReadyReason() const {
     if (stopping_.load()) return "shutting down";
     if (registry() == nullptr) return "models are loading";
