@@ -30,7 +30,7 @@ BENCHMARK(BM_RequestObserved)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_BatchObserved(benchmark::State& state) {
   fusion::serving::ServingObserver* observer = Metrics().ForModel("fusion", "1");
-  for (auto _ : state) observer->OnBatchComputed({32, 400, 512});
+  for (auto _ : state) observer->OnBatchComputed({32, 400, 512, absl::Milliseconds(12)});
 }
 BENCHMARK(BM_BatchObserved);
 

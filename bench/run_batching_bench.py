@@ -4,20 +4,24 @@ the other, everything measured side by side in one run.
 
   /usr/bin/python3 bench/run_batching_bench.py [--out bench/results/batching_cpu.json]
 
+Each round measures, back to back (this VM's speed drifts by tens of percent
+within minutes, so only figures of one round are compared with each other):
 1. raw: in-process forward throughput at batch 32, length-sorted batches
    (near-zero padding), one intra-op thread on the server's core;
 2. served, batching on (the bundle's config, no thread flags), closed loop
    at concurrency 64;
 3. served, batching off (--max_batch_size=1), same load;
-4. metrics off vs on (--metrics=false), alternated to spread drift;
-5. open loop at half of (2)'s throughput: p99 against
-   max_queue_delay + 3 x the mean forward time of a batch.
+4. optionally, more served variants (--variant NAME=FLAGS) under the same load.
+Then, open loop at half of the median (2): p99 against max_queue_delay + 3 x
+the mean forward time of a batch at that load. The summary holds medians over
+rounds of each figure and of each round's ratios.
 Needs build/bench/forward_bench, build/server/fusion-server and
 build/client/fusion-bench (`make build`).
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +33,8 @@ import harness  # noqa: E402
 SERVER_CORE, CLIENT_CORE = "0", "1"
 BENCH = os.path.join(REPO, "build", "client", "fusion-bench")
 FORWARD = os.path.join(REPO, "build", "bench", "forward_bench")
+KEY = 'model="fusion",version="1"'
+CLOSED_LOOP = ["--concurrency=64"]
 
 
 def run_json(cmd, json_path):
@@ -45,45 +51,74 @@ def raw_forward(tmp, seconds):
     return result[0]
 
 
-def token_counts(server):
-    samples = harness.scrape_metrics(server)
-    key = 'model="fusion",version="1"'
-    return (samples.get(f'fusion_tokens_total{{kind="real",{key}}}', 0),
-            samples.get(f'fusion_tokens_total{{kind="padded",{key}}}', 0))
+def batch_counters(server):
+    """Cumulative per-batch counters from /metrics."""
+    s = harness.scrape_metrics(server)
+    return {
+        "batches": s.get(f"fusion_batch_size_count{{{KEY}}}", 0),
+        "requests": s.get(f"fusion_batch_size_sum{{{KEY}}}", 0),
+        "batch_seconds": s.get(f"fusion_batch_duration_seconds_sum{{{KEY}}}", 0),
+        "real_tokens": s.get(f'fusion_tokens_total{{kind="real",{KEY}}}', 0),
+        "padded_tokens": s.get(f'fusion_tokens_total{{kind="padded",{KEY}}}', 0),
+    }
+
+
+def merge_cost_from_log(server):
+    """The fixed forward cost the server measured at load (it logs it)."""
+    try:
+        with open(server.log_path) as f:
+            for line in f:
+                if "merge_cost_tokens" in line and "fixed cost is" in line:
+                    return float(line.split("fixed cost is ")[1].split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def served(tmp, name, server_args, load_args, seconds):
     """Starts a pinned server, drives it from the other core, returns the
-    fusion-bench run plus the padding efficiency the server measured."""
+    fusion-bench figures plus what the server saw per batch."""
     server = harness.ServerProcess(extra_args=server_args, log_dir=tmp)
     server.args = ["taskset", "-c", SERVER_CORE] + server.args
     server.start()
-    metrics_on = "--metrics=false" not in server_args
     try:
-        real0, padded0 = token_counts(server) if metrics_on else (0, 0)
+        before = batch_counters(server)
         path = os.path.join(tmp, f"{name}.json")
         result = run_json(["taskset", "-c", CLIENT_CORE, BENCH,
                            f"--target={server.grpc_address}",
                            f"--duration={seconds}s", "--warmup=3s",
                            f"--json={path}"] + load_args, path)["runs"][0]
-        if metrics_on:
-            real1, padded1 = token_counts(server)
-            real, padded = real1 - real0, padded1 - padded0
-            result["padding_efficiency"] = real / (real + padded) if real else None
+        after = batch_counters(server)
+        merge_cost = merge_cost_from_log(server)
     finally:
         server.stop()
+    # The counters include the warm-up: fine for per-batch means.
+    d = {k: after[k] - before[k] for k in after}
+    tokens = d["real_tokens"] + d["padded_tokens"]
     run = {"name": name, "server_args": server_args, "load_args": load_args,
            "throughput_rps": result["throughput_rps"],
            "latency_ms": {k: v / 1000 for k, v in result["latency_us"].items()
                           if k != "count"},
-           "errors": result["errors"], "server": result["server"],
-           "padding_efficiency": result.get("padding_efficiency"),
+           "errors": result["errors"],
+           "mean_batch_size": d["requests"] / d["batches"] if d["batches"] else None,
+           "mean_batch_ms": 1000 * d["batch_seconds"] / d["batches"] if d["batches"] else None,
+           "padding_efficiency": d["real_tokens"] / tokens if tokens else None,
+           "merge_cost_tokens": merge_cost,
+           "per_request_means": result["server"],
            "client_cpu_cores": result["client"]["cpu_cores"]}
-    print(f"  {name:<22} {run['throughput_rps']:8.1f} resp/s  "
+    print(f"  {name:<24} {run['throughput_rps']:8.1f} resp/s  "
           f"p50 {run['latency_ms']['p50']:7.2f} ms  p99 {run['latency_ms']['p99']:7.2f} ms  "
-          f"batch {result['server']['mean_batch_size']:5.1f}  errors {result['errors']}",
+          f"batch {run['mean_batch_size'] or 0:5.1f} ({run['mean_batch_ms'] or 0:5.2f} ms)  "
+          f"padding eff {run['padding_efficiency'] or 0:.3f}  errors {result['errors']}",
           flush=True)
     return run
+
+
+def parse_variant(text):
+    name, _, flags = text.partition("=")
+    if not name or not flags:
+        raise argparse.ArgumentTypeError("--variant wants NAME=--flag[,--flag...]")
+    return name, flags.split(",")
 
 
 def main():
@@ -91,57 +126,76 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "batching_cpu.json"))
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="metrics on/off pairs")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variant", type=parse_variant, action="append",
+                        default=[], help="NAME=--flag,--flag: another served "
+                        "setting measured in every round")
     args = parser.parse_args()
     if os.cpu_count() < 2:
         sys.exit("needs two CPUs: one for the server, one for the generator")
     tmp = os.path.join(REPO, "build", "bench")
     os.makedirs(tmp, exist_ok=True)
-    closed = ["--concurrency=64"]
 
-    print("raw forward (batch 32, 1 thread, core 0)...", flush=True)
-    raw = raw_forward(tmp, args.seconds)
-    print(f"  {raw['items_per_second']:.1f} items/s, {raw['ms_per_batch']:.2f} ms/batch, "
-          f"padding efficiency {raw['padding_efficiency']:.3f}", flush=True)
-    print("served (server on core 0, fusion-bench on core 1):", flush=True)
-    batching = served(tmp, "batching", [], closed, args.seconds)
-    no_batching = served(tmp, "no_batching", ["--max_batch_size=1"], closed,
-                         args.seconds)
-    metrics_on, metrics_off = [], []
-    for i in range(args.repeats):
-        metrics_off.append(served(tmp, f"metrics_off_{i}", ["--metrics=false"],
-                                  closed, args.seconds))
-        metrics_on.append(served(tmp, f"metrics_on_{i}", [], closed, args.seconds))
-    half_rate = batching["throughput_rps"] / 2
-    half = served(tmp, "half_saturation", [], [f"--rate={half_rate:.1f}"],
-                  args.seconds)
+    settings = [("batching", []), ("no_batching", ["--max_batch_size=1"])]
+    settings += args.variant
+    rounds = []
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds}: raw forward (batch 32, 1 thread, "
+              f"core {SERVER_CORE}), then served (fusion-bench on core "
+              f"{CLIENT_CORE})", flush=True)
+        raw = raw_forward(tmp, args.seconds)
+        print(f"  {'raw':<24} {raw['items_per_second']:8.1f} items/s "
+              f"{raw['ms_per_batch']:.2f} ms/batch, padding efficiency "
+              f"{raw['padding_efficiency']:.3f}", flush=True)
+        runs = {name: served(tmp, f"{name}_{r}", flags, CLOSED_LOOP, args.seconds)
+                for name, flags in settings}
+        rounds.append({"raw": raw, "served": runs})
+
+    median = statistics.median
+    rps = lambda name: [rd["served"][name]["throughput_rps"] for rd in rounds]
+    raw_rate = [rd["raw"]["items_per_second"] for rd in rounds]
+    half_rate = median(rps("batching")) / 2
+    halves = [served(tmp, f"half_saturation_{i}", [], [f"--rate={half_rate:.1f}"],
+                     args.seconds) for i in range(2)]
 
     config = harness.load_config(harness.generate_stubs())
     delay_ms = config.batching.max_queue_delay_us / 1000
-    forward_ms = half["server"]["mean_compute_us"] / 1000
-    bound_ms = delay_ms + 3 * forward_ms
-    mean = lambda runs: sum(r["throughput_rps"] for r in runs) / len(runs)
+    half_p99 = median([h["latency_ms"]["p99"] for h in halves])
+    half_batch_ms = median([h["mean_batch_ms"] for h in halves])
+    bound_ms = delay_ms + 3 * half_batch_ms
+    per_round = lambda fn: [fn(rd) for rd in rounds]
     summary = {
-        "raw_items_per_s": raw["items_per_second"],
-        "served_batching_rps": batching["throughput_rps"],
-        "served_no_batching_rps": no_batching["throughput_rps"],
-        "batching_over_no_batching": batching["throughput_rps"] / no_batching["throughput_rps"],
-        "served_over_raw": batching["throughput_rps"] / raw["items_per_second"],
-        "mean_batch_size": batching["server"]["mean_batch_size"],
-        "padding_efficiency": batching["padding_efficiency"],
-        "metrics_on_rps_mean": mean(metrics_on),
-        "metrics_off_rps_mean": mean(metrics_off),
-        "metrics_on_over_off": mean(metrics_on) / mean(metrics_off),
+        "rounds": args.rounds,
+        "raw_items_per_s": median(raw_rate),
+        "served_batching_rps": median(rps("batching")),
+        "served_no_batching_rps": median(rps("no_batching")),
+        "batching_over_no_batching": median(per_round(
+            lambda rd: rd["served"]["batching"]["throughput_rps"]
+            / rd["served"]["no_batching"]["throughput_rps"])),
+        "served_over_raw": median(per_round(
+            lambda rd: rd["served"]["batching"]["throughput_rps"]
+            / rd["raw"]["items_per_second"])),
+        "mean_batch_size": median(per_round(
+            lambda rd: rd["served"]["batching"]["mean_batch_size"])),
+        "padding_efficiency": median(per_round(
+            lambda rd: rd["served"]["batching"]["padding_efficiency"])),
+        "merge_cost_tokens": median(per_round(
+            lambda rd: rd["served"]["batching"]["merge_cost_tokens"] or 0)),
         "half_saturation_rate": half_rate,
-        "half_saturation_p99_ms": half["latency_ms"]["p99"],
+        "half_saturation_p99_ms": half_p99,
+        "half_saturation_mean_batch_size": median([h["mean_batch_size"] for h in halves]),
         "p99_bound_ms": bound_ms,
         "p99_bound": f"max_queue_delay {delay_ms} ms + 3 x mean batch forward "
-                     f"{forward_ms:.2f} ms at that load",
+                     f"{half_batch_ms:.2f} ms at that load",
     }
+    for name, _ in args.variant:
+        summary[f"{name}_rps"] = median(rps(name))
+        summary[f"{name}_over_batching"] = median(per_round(
+            lambda rd: rd["served"][name]["throughput_rps"]
+            / rd["served"]["batching"]["throughput_rps"]))
     result = {"benchmark": "batching_cpu", "unix_time": int(time.time()),
-              "host_cpus": os.cpu_count(), "summary": summary, "raw": raw,
-              "runs": [batching, no_batching] + metrics_off + metrics_on + [half]}
+              "host_cpus": os.cpu_count(), "summary": summary,
+              "rounds": rounds, "half_saturation": halves}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

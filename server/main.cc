@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "server/common/log.h"
@@ -30,6 +31,12 @@ ABSL_FLAG(int64_t, max_queue_delay_us, -1,
 ABSL_FLAG(int, max_queue_size, 0, "Overrides config.pbtxt (0: keep)");
 ABSL_FLAG(int, instance_count, 0,
           "Executors (model instances) per model; overrides config (0: keep)");
+ABSL_FLAG(double, merge_cost_tokens, -1,
+          "A forward's fixed cost in token positions, for merging length "
+          "buckets; overrides config (-1: keep; 0: measure at load)");
+ABSL_FLAG(std::string, pipelining, "",
+          "auto | on | off: collate the next batch during the forward; "
+          "overrides config (empty: keep; auto: on for a GPU only)");
 ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "After SIGTERM: time to keep serving while not ready, so load "
           "balancers stop routing here (e.g. 5s in Kubernetes)");
@@ -77,6 +84,18 @@ int main(int argc, char** argv) {
   options.batching.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
   options.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.batching.instance_count = absl::GetFlag(FLAGS_instance_count);
+  options.batching.merge_cost_tokens = absl::GetFlag(FLAGS_merge_cost_tokens);
+  if (const std::string pipelining = absl::GetFlag(FLAGS_pipelining);
+      !pipelining.empty()) {
+    fusion::v1::BatchingConfig::Pipelining value;
+    if (!fusion::v1::BatchingConfig::Pipelining_Parse(
+            "PIPELINING_" + absl::AsciiStrToUpper(pipelining), &value)) {
+      fusion::Log(fusion::LogLevel::kError, "--pipelining must be auto, on "
+                  "or off, not '", pipelining, "'");
+      return EXIT_FAILURE;
+    }
+    options.batching.pipelining = value;
+  }
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
   options.metrics = absl::GetFlag(FLAGS_metrics);

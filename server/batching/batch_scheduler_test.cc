@@ -138,8 +138,10 @@ TEST_F(SchedulerTest, BatchesGroupTasksOfSimilarLength) {
   EXPECT_EQ(BatchIds(), (std::vector<Ids>{{0, 2, 4}, {1, 3, 5}}));
 }
 
-TEST_F(SchedulerTest, LateBucketFillsFromNearestBucketsShorterFirst) {
-  Make(Opts(5, absl::Milliseconds(10)));
+TEST_F(SchedulerTest, LateBucketMergesNearestBucketsShorterFirst) {
+  BatchSchedulerOptions o = Opts(5, absl::Milliseconds(10));
+  o.merge_cost_tokens = 1000;  // a forward's fixed cost dwarfs any padding
+  Make(o);
   Add(0, 20);  // bucket 1 (17..32), the late one
   Add(1, 30);
   clock_.Advance(absl::Milliseconds(1));

@@ -1,5 +1,6 @@
 #include "server/batching/options.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -50,9 +51,8 @@ absl::Status ValidateOptions(const BatchSchedulerOptions& o) {
     return Invalid(absl::StrCat("priority_levels must be in [1, ",
                                 kMaxPriorityLevels, "]"));
   }
-  if (!(o.min_fill_padding_efficiency >= 0 &&
-        o.min_fill_padding_efficiency <= 1)) {
-    return Invalid("min_fill_padding_efficiency must lie in [0, 1]");
+  if (!(o.merge_cost_tokens >= 0 && std::isfinite(o.merge_cost_tokens))) {
+    return Invalid("merge_cost_tokens must be finite and >= 0");
   }
   if (o.starvation_age <= absl::ZeroDuration()) {
     return Invalid("starvation_age must be > 0");

@@ -29,9 +29,11 @@ struct BatchSchedulerOptions {
   // bucket. A batch is formed from one bucket so that it pads to a similar
   // length; empty: a single bucket.
   std::vector<int> length_bucket_edges = {16, 32, 64, 128};
-  // A late bucket takes tasks from its adjacent buckets only while the
-  // batch's padding efficiency stays at or above this. In [0, 1].
-  double min_fill_padding_efficiency = 0.5;
+  // The part of a forward's cost that does not grow with its size, in token
+  // positions (a forward costs about this + batch size x padded length). A
+  // late bucket merges with another when that computes fewer positions than
+  // two forwards would (task_queue.h). 0: buckets never merge. Finite, >= 0.
+  double merge_cost_tokens = 16;
 
   // Priorities 0 (highest) .. priority_levels - 1.
   int priority_levels = 2;

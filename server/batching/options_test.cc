@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ TEST(OptionsTest, RejectsEachBadField) {
       {"starvation_age",
        [](auto& o) { o.starvation_age = absl::ZeroDuration(); }},
       {"max_queue_size", [](auto& o) { o.max_queue_size = 0; }},
+      {"merge_cost_tokens", [](auto& o) { o.merge_cost_tokens = -1; }},
+      {"merge_cost_tokens",
+       [](auto& o) { o.merge_cost_tokens = std::nan(""); }},
       {"num_executors", [](auto& o) { o.num_executors = 0; }},
       {"sweep_interval",
        [](auto& o) { o.sweep_interval = absl::ZeroDuration(); }},

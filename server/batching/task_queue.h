@@ -12,13 +12,15 @@
 //  * Of the due buckets, the one whose best task ranks highest is served.
 //  * Full: max_batch_size tasks of that bucket, best ranked first.
 //    Preferred: the largest preferred size the bucket can fill, from it alone.
-//    Late: the whole bucket, up to max_batch_size, then topped up from the
-//    two adjacent buckets only, the shorter one first (its tasks add no
-//    padding to the others), best ranked first within each, and only while
-//    the batch's padding efficiency (real tokens / batch size x longest)
-//    stays >= min_fill_padding_efficiency. A forward costs about batch size x
-//    padded length, so filling a batch with requests of very different
-//    lengths costs more compute than it saves in dispatches.
+//    Late: the whole bucket, up to max_batch_size, then merged with other
+//    buckets, nearest first (the shorter one first at equal distance). A
+//    forward costs about merge_cost_tokens + batch size x padded length, so
+//    a bucket's best ranked tasks (as many as fit) join the batch iff one
+//    merged forward computes fewer positions than the two separate ones
+//    would: (n + k) x max(L, Lk) - n x L - k x Lk < merge_cost_tokens, for n
+//    tasks padded to L in the batch and k to Lk from the bucket. Short
+//    requests merge freely when the fixed cost dominates (light load, GPU);
+//    full buckets stay apart when padding would cost more (saturated CPU).
 //  * A task past its deadline (deadline <= now) or cancelled is never put in a
 //    batch: it comes back as Dropped with DEADLINE_EXCEEDED or CANCELLED.
 //
@@ -317,49 +319,70 @@ class TaskQueue {
     Batch batch;
     batch.reserve(target);
     Fill(anchor, target, now, batch, dropped);
-    if (due != Due::kLate) return batch;
-    if (anchor > 0) TopUp(anchor - 1, target, now, batch, dropped);
-    if (anchor + 1 < static_cast<int>(buckets_.size())) {
-      TopUp(anchor + 1, target, now, batch, dropped);
+    if (due == Due::kLate) {
+      MergeOtherBuckets(anchor, target, now, batch, dropped);
     }
     return batch;
   }
 
-  // Like Fill, but stops before the first live task that would bring the
-  // batch's padding efficiency below min_fill_padding_efficiency.
-  void TopUp(size_t bucket, size_t target, absl::Time now, Batch& batch,
-             std::vector<Dropped>& dropped) {
-    int64_t real = 0, longest = 0;
+  // How many live tasks Fill() would take from `bucket` with `room` left,
+  // and the longest of them, without taking them.
+  struct Group {
+    int64_t count = 0;
+    int64_t longest = 0;
+  };
+  Group PeekBest(size_t bucket, int64_t room, absl::Time now) const {
+    std::vector<size_t> next(options_.priority_levels, 0);
+    Group group;
+    while (group.count < room) {
+      int best = -1;
+      Rank best_rank;
+      for (int p = 0; p < options_.priority_levels; ++p) {
+        const auto& fifo = buckets_[bucket][p];
+        if (next[p] >= fifo.size()) continue;
+        const Rank rank = RankOf(fifo[next[p]], now);
+        if (best < 0 || rank < best_rank) {
+          best = p;
+          best_rank = rank;
+        }
+      }
+      if (best < 0) break;
+      const Entry& e = buckets_[bucket][best][next[best]++];
+      if (!DeadStatus(e, *e.task, now).ok()) continue;
+      ++group.count;
+      group.longest = std::max<int64_t>(group.longest, e.length);
+    }
+    return group;
+  }
+
+  // The late-batch merge rule of the file comment.
+  void MergeOtherBuckets(int anchor, size_t target, absl::Time now,
+                         Batch& batch, std::vector<Dropped>& dropped) {
+    const int buckets = static_cast<int>(buckets_.size());
+    for (int distance = 1; distance < buckets; ++distance) {
+      for (int b : {anchor - distance, anchor + distance}) {
+        if (batch.size() >= target) return;
+        if (b < 0 || b >= buckets || bucket_count_[b] == 0) continue;
+        const int64_t n = static_cast<int64_t>(batch.size());
+        const Group group =
+            PeekBest(b, static_cast<int64_t>(target) - n, now);
+        if (group.count == 0) continue;
+        const int64_t longest = LongestIn(batch);
+        const int64_t merged = std::max(longest, group.longest);
+        const int64_t extra = (n + group.count) * merged - n * longest -
+                              group.count * group.longest;
+        if (static_cast<double>(extra) >= options_.merge_cost_tokens) continue;
+        Fill(b, batch.size() + group.count, now, batch, dropped);
+      }
+    }
+  }
+
+  static int64_t LongestIn(const Batch& batch) {
+    int64_t longest = 0;
     for (const auto& task : batch) {
-      real += task->length();
       longest = std::max<int64_t>(longest, task->length());
     }
-    while (batch.size() < target) {
-      const int level = BestLevel(bucket, now);
-      if (level < 0) return;
-      auto& fifo = buckets_[bucket][level];
-      absl::Status dead = DeadStatus(fifo.front(), *fifo.front().task, now);
-      const int64_t length = fifo.front().length;
-      const int64_t padded_longest = std::max(longest, length);
-      const double efficiency =
-          padded_longest == 0
-              ? 1.0
-              : static_cast<double>(real + length) /
-                    (static_cast<double>(batch.size() + 1) * padded_longest);
-      if (dead.ok() && efficiency < options_.min_fill_padding_efficiency) {
-        return;
-      }
-      Entry e = std::move(fifo.front());
-      fifo.pop_front();
-      Forget(bucket, e);
-      if (dead.ok()) {
-        real += length;
-        longest = padded_longest;
-        batch.push_back(std::move(e.task));
-      } else {
-        dropped.push_back({std::move(e.task), std::move(dead)});
-      }
-    }
+    return longest;
   }
 
   const BatchSchedulerOptions options_;

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "server/batching/test_task.h"
@@ -137,28 +139,100 @@ TEST_F(TaskQueueTest, RemoveDeadTakesOnlyExpiredAndCancelled) {
   Finish(rest);
 }
 
-TEST_F(TaskQueueTest, TopUpStopsWhereItWouldPadTooMuch) {
-  options_.max_batch_size = 8;
-  options_.max_queue_delay = absl::Milliseconds(1);
-  for (double threshold : {0.5, 0.0}) {
-    options_.min_fill_padding_efficiency = threshold;
+// Default edges 16/32/64/128; every task pushed at kT0, taken 1 ms later
+// with max_queue_delay 1 ms, so all buckets are late and the oldest (id 0)
+// anchors the batch.
+class MergeTest : public TaskQueueTest {
+ protected:
+  MergeTest() {
+    options_.max_batch_size = 8;
+    options_.max_queue_delay = absl::Milliseconds(1);
+    options_.merge_cost_tokens = 20;
+  }
+  // Pushes {id, length} in order and returns the ids of the first batch.
+  std::vector<int> FirstBatch(const std::vector<std::pair<int, int>>& tasks) {
     Queue q(options_);
-    for (int id = 0; id < 4; ++id) Push(q, id, 10);  // bucket 0, late
-    Push(q, 4, 30);                                   // bucket 1
-    Push(q, 5, 30, 0, kT0 + absl::Milliseconds(1));   // not late yet
+    for (auto [id, length] : tasks) Push(q, id, length);
     std::vector<Queue::Dropped> dropped;
-    Queue::Batch batch =
-        q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
-    if (threshold > 0) {
-      // Adding a 30 to four 10s: 70 real / (5 x 30) = 0.47 < 0.5.
-      EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1, 2, 3}));
-    } else {
-      EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1, 2, 3, 4, 5}));
-    }
+    Queue::Batch batch = q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
+    EXPECT_TRUE(dropped.empty());
+    std::vector<int> ids = Ids(batch);
+    std::sort(ids.begin(), ids.end());
     Finish(batch);
     Queue::Batch rest = q.TakeAll();
     Finish(rest);
+    return ids;
   }
+};
+
+TEST_F(MergeTest, ShorterBucketJoinsWhenItsPaddingCostsLessThanAForward) {
+  // Four 20s (bucket 1) and one 14 (bucket 0): 1 x (20 - 14) = 6 < 20.
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 20}, {3, 20}, {4, 14}}),
+            (std::vector<int>{0, 1, 2, 3, 4}));
+  // Four 14s instead: 4 x 6 = 24 >= 20, two forwards are cheaper.
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 20}, {3, 20},
+                        {4, 14}, {5, 14}, {6, 14}, {7, 14}}),
+            (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST_F(MergeTest, LongerBucketJoinsOnlyASmallBatch) {
+  // One 20 padded to 33: 1 x 13 < 20, whatever the 33s' count.
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 33}, {2, 33}, {3, 33}}),
+            (std::vector<int>{0, 1, 2, 3}));
+  // Two 20s padded to 33: 2 x 13 = 26 >= 20.
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 33}}),
+            (std::vector<int>{0, 1}));
+}
+
+TEST_F(MergeTest, NearestBucketFirstAndEachMergeSeesTheGrownBatch) {
+  // Anchor one 40 (bucket 2). Bucket 1 first: 1 x (40 - 30) = 10 < 20.
+  // Then bucket 3 with the batch at two tasks: 2 x (70 - 40) = 60 >= 20.
+  // Then bucket 0: 1 x (40 - 16) = 24 >= 20.
+  EXPECT_EQ(FirstBatch({{0, 40}, {1, 30}, {2, 70}, {3, 16}}),
+            (std::vector<int>{0, 1}));
+}
+
+TEST_F(MergeTest, ZeroCostNeverMergesAndAFullBatchTakesNoMore) {
+  options_.merge_cost_tokens = 0;
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 16}}), (std::vector<int>{0}));
+  options_.merge_cost_tokens = 1e9;
+  options_.max_batch_size = 3;
+  // Room for two: the bucket's best ranked (oldest) two join.
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 5}, {2, 6}, {3, 7}}),
+            (std::vector<int>{0, 1, 2}));
+}
+
+TEST_F(MergeTest, OnlyLateBatchesMerge) {
+  options_.preferred_batch_sizes = {2};
+  Queue q(options_);
+  Push(q, 0, 20);
+  Push(q, 1, 20);  // bucket 1 due by preferred size, not late
+  Push(q, 2, 14);
+  std::vector<Queue::Dropped> dropped;
+  Queue::Batch batch = q.TakeBatch(kT0, false, dropped);
+  EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1}));
+  Finish(batch);
+  Queue::Batch rest = q.TakeAll();
+  Finish(rest);
+}
+
+TEST_F(MergeTest, DeadTasksAreNotCountedAndAreDroppedOnTheWay) {
+  Queue q(options_);
+  Push(q, 0, 20);
+  Push(q, 1, 25);  // anchor batch {0, 1}, padded to 25
+  auto dying = Task(2, 60, 0, kT0 + absl::Milliseconds(1));
+  ASSERT_TRUE(q.Push(dying, kT0).ok());  // bucket 2, expired at take time
+  Push(q, 3, 33);  // live: 2 x (33 - 25) = 16 < 20 joins; the dead 60 would
+                   // have made it 2 x 35 = 70
+  std::vector<Queue::Dropped> dropped;
+  Queue::Batch batch = q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
+  EXPECT_EQ(Ids(batch), (std::vector<int>{0, 1, 3}));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].task->id(), 2);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(dropped[0].status));
+  EXPECT_TRUE(q.empty());
+  Finish(batch);
+  Finish(dropped);
 }
 
 TEST_F(TaskQueueTest, TakeBatchSkipsDeadTasksAndKeepsLooking) {

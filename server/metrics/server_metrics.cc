@@ -54,6 +54,7 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
     queue_duration_ = &m.queue_duration_.Add(labels, DurationBuckets());
     compute_duration_ = &m.compute_duration_.Add(labels, DurationBuckets());
     batch_size_ = &m.batch_size_.Add(labels, BatchSizeBuckets());
+    batch_duration_ = &m.batch_duration_.Add(labels, DurationBuckets());
     inflight_ = &m.inflight_.Add(labels);
     prometheus::Labels real = labels, padded = labels;
     real["kind"] = "real";
@@ -81,6 +82,7 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
 
   void OnBatchComputed(const serving::BatchStats& stats) override {
     batch_size_->Observe(stats.size);
+    batch_duration_->Observe(absl::ToDoubleSeconds(stats.compute));
     real_tokens_->Increment(static_cast<double>(stats.real_tokens));
     padded_tokens_->Increment(
         static_cast<double>(stats.computed_tokens - stats.real_tokens));
@@ -94,6 +96,7 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
   Histogram* queue_duration_ = nullptr;
   Histogram* compute_duration_ = nullptr;
   Histogram* batch_size_ = nullptr;
+  Histogram* batch_duration_ = nullptr;
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Counter* real_tokens_ = nullptr;
   prometheus::Counter* padded_tokens_ = nullptr;
@@ -122,6 +125,12 @@ ServerMetrics::ServerMetrics()
                       .Name("fusion_batch_size")
                       .Help("Requests per computed batch")
                       .Register(*registry_)),
+      batch_duration_(prometheus::BuildHistogram()
+                          .Name("fusion_batch_duration_seconds")
+                          .Help("Collate, forward and split of one batch "
+                                "(the per-request figure weighs big batches "
+                                "more)")
+                          .Register(*registry_)),
       queue_depth_(prometheus::BuildGauge()
                        .Name("fusion_queue_depth")
                        .Help("Requests waiting in the batch queue")

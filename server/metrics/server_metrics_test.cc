@@ -23,7 +23,8 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
                               absl::Microseconds(50), absl::ZeroDuration(),
                               absl::ZeroDuration());
   observer->OnBatchComputed({/*size=*/2, /*real_tokens=*/30,
-                             /*computed_tokens=*/40});
+                             /*computed_tokens=*/40,
+                             /*compute=*/absl::Milliseconds(4)});
   metrics.RecordUnroutedRequest(absl::StatusCode::kNotFound);
   metrics.SetModelLoaded("fusion", "1", 1.5);
   metrics.SetBuildInfo({"0.1.0", "abc", "1.13.0", "cpu"});
@@ -47,6 +48,8 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
       R"(fusion_compute_duration_seconds_sum{model="fusion",version="1"} 0.002)"));
   EXPECT_TRUE(HasLine(text,
       R"(fusion_batch_size_bucket{model="fusion",version="1",le="2"} 1)"));
+  EXPECT_TRUE(HasLine(text,
+      R"(fusion_batch_duration_seconds_sum{model="fusion",version="1"} 0.004)"));
   EXPECT_TRUE(HasLine(text,
       R"(fusion_tokens_total{kind="real",model="fusion",version="1"} 30)"));
   EXPECT_TRUE(HasLine(text,

@@ -57,6 +57,8 @@ TEST(BundleConfigTest, RejectsInconsistentConfigs) {
          c.mutable_batching()->add_length_bucket_edges(4);
        },
        "length_bucket_edges"},
+      {[](auto& c) { c.mutable_batching()->set_merge_cost_tokens(-1); },
+       "merge_cost_tokens"},
       {[](auto& c) { c.set_platform("onnx"); }, "unsupported platform"},
       {[](auto& c) { c.clear_features(); }, "no features"},
   };

@@ -1,33 +1,131 @@
-// A ModelRuntime for tests: deterministic outputs, records the batch sizes
-// it saw, and can be told to fail or to hold a batch until released.
+// A ModelRuntime for tests: deterministic outputs, records the batches it
+// saw and when each stage ran, and can be told to fail a stage or to hold the
+// forward until released.
 #ifndef FUSION_SERVER_RUNTIME_FAKE_MODEL_RUNTIME_H_
 #define FUSION_SERVER_RUNTIME_FAKE_MODEL_RUNTIME_H_
 
+#include <chrono>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/runtime/model_runtime.h"
 
 namespace fusion::runtime {
 
 class FakeModelRuntime final : public ModelRuntime {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // One batch, in Prepare order. run_* stay default (the clock's epoch)
+  // until Run starts / returns; run_start is taken before waiting out a
+  // Hold().
+  struct BatchEvents {
+    int size = 0;
+    TimePoint prepare_start, prepare_end, run_start, run_end;
+  };
+
   explicit FakeModelRuntime(int heads = 2) : heads_(heads) {}
+
+  absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(
+      absl::Span<const ScoringInput* const> batch) override {
+    absl::MutexLock lock(&mu_);
+    BatchEvents events;
+    events.size = static_cast<int>(batch.size());
+    events.prepare_start = Now();
+    if (!fail_prepare_with_.ok()) {
+      events.prepare_end = Now();
+      events_.push_back(events);
+      return std::exchange(fail_prepare_with_, absl::OkStatus());
+    }
+    auto prepared = std::make_unique<FakePreparedBatch>();
+    prepared->index = static_cast<int>(events_.size());
+    prepared->inputs.assign(batch.begin(), batch.end());
+    events.prepare_end = Now();
+    events_.push_back(events);
+    return prepared;
+  }
 
   // probabilities = {1 - s, s} with s = token count / 1000; attention all
   // 1/features (text→features) and 1/tokens (features→text).
-  absl::StatusOr<std::vector<ScoringOutput>> RunBatch(
-      absl::Span<const ScoringInput* const> batch) override {
+  absl::StatusOr<std::vector<ScoringOutput>> Run(
+      PreparedBatch& batch) override {
+    auto& prepared = static_cast<FakePreparedBatch&>(batch);
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&released_));
-    batch_sizes_.push_back(static_cast<int>(batch.size()));
-    if (!fail_with_.ok()) {
-      absl::Status status = fail_with_;
-      fail_with_ = absl::OkStatus();
-      return status;
+    events_[prepared.index].run_start = Now();
+    ++runs_started_;
+    mu_.Await(absl::Condition(&released_));  // Prepare may grow events_ here
+    batch_sizes_.push_back(static_cast<int>(prepared.inputs.size()));
+    events_[prepared.index].run_end = Now();
+    if (!fail_run_with_.ok()) {
+      return std::exchange(fail_run_with_, absl::OkStatus());
     }
+    return Compute(prepared.inputs);
+  }
+
+  std::string device() const override { return "fake"; }
+
+  // The next Run fails with `status`.
+  void FailNextBatch(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    fail_run_with_ = std::move(status);
+  }
+  // The next Prepare fails with `status`.
+  void FailNextPrepare(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    fail_prepare_with_ = std::move(status);
+  }
+  // Batches wait inside Run while held; Prepare is never held.
+  void Hold() {
+    absl::MutexLock lock(&mu_);
+    released_ = false;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  // Wait until `n` Prepare calls have returned / `n` Run calls have begun;
+  // false if that takes longer than `timeout`, so a test fails, not hangs.
+  bool AwaitPrepared(int n, absl::Duration timeout = absl::Seconds(10)) const {
+    return Await(timeout, [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return static_cast<int>(events_.size()) >= n;
+    });
+  }
+  bool AwaitRunsStarted(int n,
+                        absl::Duration timeout = absl::Seconds(10)) const {
+    return Await(timeout, [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return runs_started_ >= n;
+    });
+  }
+  // Sizes of the batches that reached Run, in order.
+  std::vector<int> batch_sizes() const {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
+  std::vector<BatchEvents> events() const {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  struct FakePreparedBatch final : PreparedBatch {
+    int index = 0;  // into events_
+    std::vector<const ScoringInput*> inputs;
+  };
+
+  static TimePoint Now() { return std::chrono::steady_clock::now(); }
+
+  template <typename Predicate>
+  bool Await(absl::Duration timeout, const Predicate& predicate) const {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&predicate), timeout);
+  }
+
+  std::vector<ScoringOutput> Compute(
+      const std::vector<const ScoringInput*>& batch) const {
     std::vector<ScoringOutput> outputs;
     for (const ScoringInput* in : batch) {
       ScoringOutput out;
@@ -42,8 +140,10 @@ class FakeModelRuntime final : public ModelRuntime {
         out.text_to_features_shape = {t, f};
         out.features_to_text_shape = {f, t};
         if (h > 1) {
-          out.text_to_features_shape.insert(out.text_to_features_shape.begin(), h);
-          out.features_to_text_shape.insert(out.features_to_text_shape.begin(), h);
+          out.text_to_features_shape.insert(out.text_to_features_shape.begin(),
+                                            h);
+          out.features_to_text_shape.insert(out.features_to_text_shape.begin(),
+                                            h);
         }
       }
       outputs.push_back(std::move(out));
@@ -51,33 +151,14 @@ class FakeModelRuntime final : public ModelRuntime {
     return outputs;
   }
 
-  std::string device() const override { return "fake"; }
-
-  // The next batch fails with `status`.
-  void FailNextBatch(absl::Status status) {
-    absl::MutexLock lock(&mu_);
-    fail_with_ = std::move(status);
-  }
-  // Batches wait inside RunBatch while held.
-  void Hold() {
-    absl::MutexLock lock(&mu_);
-    released_ = false;
-  }
-  void Release() {
-    absl::MutexLock lock(&mu_);
-    released_ = true;
-  }
-  std::vector<int> batch_sizes() const {
-    absl::MutexLock lock(&mu_);
-    return batch_sizes_;
-  }
-
- private:
   const int heads_;
   mutable absl::Mutex mu_;
   bool released_ ABSL_GUARDED_BY(mu_) = true;
-  absl::Status fail_with_ ABSL_GUARDED_BY(mu_);
+  absl::Status fail_prepare_with_ ABSL_GUARDED_BY(mu_);
+  absl::Status fail_run_with_ ABSL_GUARDED_BY(mu_);
+  int runs_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
+  std::vector<BatchEvents> events_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusion::runtime

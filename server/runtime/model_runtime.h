@@ -5,6 +5,7 @@
 #define FUSION_SERVER_RUNTIME_MODEL_RUNTIME_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,15 +36,40 @@ struct ScoringOutput {
   std::vector<int32_t> features_to_text_shape;
 };
 
+// A batch collated by ModelRuntime::Prepare, to be passed to Run of the same
+// runtime. Opaque: each runtime keeps its tensors in a subclass.
+class PreparedBatch {
+ public:
+  virtual ~PreparedBatch() = default;
+};
+
+// Two stages, so that collating batch N+1 can overlap the forward of batch N.
+// Thread-safety: Prepare and Run may be called concurrently from several
+// threads, each call for a different batch. An error fails the whole batch
+// and leaves the runtime usable: INVALID_ARGUMENT for a malformed input,
+// INTERNAL (with the model's message) when the model or Torch fails.
 class ModelRuntime {
  public:
   virtual ~ModelRuntime() = default;
 
-  // Computes a batch; returns one output per input, in order. Thread-safe:
-  // several executors may call it at once. An error fails the whole batch
-  // (INTERNAL with the model's message) and leaves the runtime usable.
-  virtual absl::StatusOr<std::vector<ScoringOutput>> RunBatch(
+  // Collation only: validates the inputs and pads them into tensors (on a
+  // GPU: pinned host memory and an asynchronous copy to the device). The
+  // inputs must outlive the returned batch, which Run reads again.
+  virtual absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(
       absl::Span<const ScoringInput* const> batch) = 0;
+
+  // The forward, split back per request: one output per input, in order.
+  // `batch` comes from this runtime's Prepare; Run it at most once.
+  virtual absl::StatusOr<std::vector<ScoringOutput>> Run(
+      PreparedBatch& batch) = 0;
+
+  // Prepare, then Run, on the calling thread.
+  absl::StatusOr<std::vector<ScoringOutput>> RunBatch(
+      absl::Span<const ScoringInput* const> batch) {
+    auto prepared = Prepare(batch);
+    if (!prepared.ok()) return prepared.status();
+    return Run(**prepared);
+  }
 
   // "cpu" or "cuda:N".
   virtual std::string device() const = 0;

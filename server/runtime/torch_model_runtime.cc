@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "server/runtime/cpu_budget.h"
 
 namespace fusion::runtime {
@@ -57,6 +58,28 @@ absl::StatusOr<torch::Device> ChooseDevice(DevicePreference preference) {
   return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
 }
 
+// What Prepare hands to Run.
+struct TorchPreparedBatch final : PreparedBatch {
+  std::vector<const ScoringInput*> batch;  // the caller's, not owned
+  bool need_weights = false;
+  std::vector<torch::jit::IValue> inputs;  // ids, mask, features, weights
+};
+
+// Runs `fn` under InferenceMode; Torch's exceptions become INTERNAL.
+template <typename Fn>
+auto GuardTorch(absl::string_view what, Fn fn)
+    -> absl::StatusOr<decltype(fn())> {
+  try {
+    c10::InferenceMode inference_mode;
+    return fn();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat(what, " failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(what, " failed: ", e.what()));
+  }
+}
+
 }  // namespace
 
 struct TorchModelRuntime::Impl {
@@ -67,8 +90,14 @@ struct TorchModelRuntime::Impl {
   int intra_op_threads = 1;
 
   // Pads the batch to its longest request.
-  std::vector<torch::jit::IValue> Collate(
-      absl::Span<const ScoringInput* const> batch, bool need_weights) const {
+  std::unique_ptr<TorchPreparedBatch> Collate(
+      absl::Span<const ScoringInput* const> batch) const {
+    auto prepared = std::make_unique<TorchPreparedBatch>();
+    prepared->batch.assign(batch.begin(), batch.end());
+    prepared->need_weights =
+        std::any_of(batch.begin(), batch.end(), [](const ScoringInput* in) {
+          return in->attention != AttentionDetail::kNone;
+        });
     const int64_t size = static_cast<int64_t>(batch.size());
     int64_t length = 1;
     for (const ScoringInput* in : batch) {
@@ -89,12 +118,16 @@ struct TorchModelRuntime::Impl {
       std::copy(in.features.begin(), in.features.end(),
                 feature_data + b * num_features);
     }
+    // The copy is queued on the device's current stream, ahead of the
+    // forward's kernels; the caching host allocator keeps the pinned buffers
+    // until it has run.
     if (device.is_cuda()) {
       ids = ids.pin_memory().to(device, /*non_blocking=*/true);
       mask = mask.pin_memory().to(device, /*non_blocking=*/true);
       features = features.pin_memory().to(device, /*non_blocking=*/true);
     }
-    return {ids, mask, features, need_weights};
+    prepared->inputs = {ids, mask, features, prepared->need_weights};
+    return prepared;
   }
 
   // Cuts request `b`'s attention out of the padded batch outputs.
@@ -118,17 +151,14 @@ struct TorchModelRuntime::Impl {
     out.features_to_text_shape.assign(f2t.sizes().begin(), f2t.sizes().end());
   }
 
-  std::vector<ScoringOutput> Run(absl::Span<const ScoringInput* const> batch) {
-    const bool need_weights =
-        std::any_of(batch.begin(), batch.end(), [](const ScoringInput* in) {
-          return in->attention != AttentionDetail::kNone;
-        });
-    c10::InferenceMode inference_mode;
-    auto result = module.forward(Collate(batch, need_weights)).toTuple();
+  // Forward, then the outputs cut back per request. Consumes the inputs.
+  std::vector<ScoringOutput> Forward(TorchPreparedBatch& prepared) {
+    const auto& batch = prepared.batch;
+    auto result = module.forward(std::move(prepared.inputs)).toTuple();
     const auto& elements = result->elements();
     torch::Tensor probs = elements[0].toTensor().to(torch::kCPU).contiguous();
     torch::Tensor text_to_tab, tab_to_text;
-    if (need_weights) {
+    if (prepared.need_weights) {
       text_to_tab = elements[1].toTensor().to(torch::kCPU).contiguous();
       tab_to_text = elements[2].toTensor().to(torch::kCPU).contiguous();
     }
@@ -157,9 +187,10 @@ struct TorchModelRuntime::Impl {
     std::vector<const ScoringInput*> batch(std::max(1, max_batch),
                                            &short_input);
     batch.back() = &long_input;
+    c10::InferenceMode inference_mode;
     for (int i = 0; i < iterations; ++i) {
-      Run(absl::MakeConstSpan(&batch[0], 1));
-      Run(batch);
+      Forward(*Collate(absl::MakeConstSpan(&batch[0], 1)));
+      Forward(*Collate(batch));
     }
   }
 };
@@ -208,24 +239,31 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
       new TorchModelRuntime(std::move(impl)));
 }
 
-absl::StatusOr<std::vector<ScoringOutput>> TorchModelRuntime::RunBatch(
+absl::StatusOr<std::unique_ptr<PreparedBatch>> TorchModelRuntime::Prepare(
     absl::Span<const ScoringInput* const> batch) {
-  if (batch.empty()) return std::vector<ScoringOutput>{};
   for (const ScoringInput* in : batch) {
     if (in->token_ids.empty() ||
         static_cast<int64_t>(in->features.size()) != impl_->num_features) {
       return absl::InvalidArgumentError(
-          "RunBatch: input without tokens or with the wrong feature count");
+          "Prepare: input without tokens or with the wrong feature count");
     }
   }
-  try {
-    return impl_->Run(batch);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("model forward failed: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("model forward failed: ", e.what()));
+  if (batch.empty()) return std::make_unique<TorchPreparedBatch>();
+  auto prepared =
+      GuardTorch("collating the batch", [&] { return impl_->Collate(batch); });
+  if (!prepared.ok()) return prepared.status();
+  return std::unique_ptr<PreparedBatch>(std::move(*prepared));
+}
+
+absl::StatusOr<std::vector<ScoringOutput>> TorchModelRuntime::Run(
+    PreparedBatch& batch) {
+  auto* prepared = dynamic_cast<TorchPreparedBatch*>(&batch);
+  if (prepared == nullptr) {
+    return absl::InvalidArgumentError(
+        "Run: batch not from a TorchModelRuntime");
   }
+  if (prepared->batch.empty()) return std::vector<ScoringOutput>{};
+  return GuardTorch("model forward", [&] { return impl_->Forward(*prepared); });
 }
 
 std::string TorchModelRuntime::device() const { return impl_->device.str(); }

@@ -1,8 +1,9 @@
 // ModelRuntime backed by a TorchScript module (LibTorch 1.13 CPU or 2.x CUDA).
 //
 // Torch headers stay inside the .cc: including this header costs nothing.
-// Thread-safety: RunBatch may be called from several threads at once (the
-// TorchScript module's forward is re-entrant under InferenceMode).
+// Thread-safety: as ModelRuntime; Prepare and Run may be called from several
+// threads at once (the TorchScript module's forward is re-entrant under
+// InferenceMode).
 #ifndef FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_
 #define FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_
 
@@ -39,8 +40,13 @@ class TorchModelRuntime final : public ModelRuntime {
 
   ~TorchModelRuntime() override;
 
-  absl::StatusOr<std::vector<ScoringOutput>> RunBatch(
+  // INVALID_ARGUMENT: an input without tokens or with the wrong feature
+  // count. INTERNAL: Torch failed to collate.
+  absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(
       absl::Span<const ScoringInput* const> batch) override;
+  // INVALID_ARGUMENT: a batch not prepared by a TorchModelRuntime.
+  // INTERNAL: the forward failed (e.g. a token id past the vocabulary).
+  absl::StatusOr<std::vector<ScoringOutput>> Run(PreparedBatch& batch) override;
   std::string device() const override;
 
   // Threads LibTorch uses for one forward (after Create applied them).

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "server/runtime/bundle_config.h"
 
@@ -75,6 +76,13 @@ class TorchModelRuntimeTest : public ::testing::Test {
     delete runtime_;
     delete config_;
     delete goldens_;
+  }
+
+  // An id past the embedding table: collation takes it, forward throws.
+  static ScoringInput OutOfVocab() {
+    ScoringInput input = (*goldens_)[0].input;
+    input.token_ids[1] = 1 << 30;
+    return input;
   }
 
   static fusion::v1::ModelConfig* config_;
@@ -160,15 +168,81 @@ TEST_F(TorchModelRuntimeTest, RejectsMalformedInputWithoutBreaking) {
   const ScoringInput* bad_batch[] = {&bad};
   EXPECT_EQ(runtime_->RunBatch(bad_batch).status().code(),
             absl::StatusCode::kInvalidArgument);
-  // An id past the embedding table makes forward throw: INTERNAL, and the
-  // runtime keeps serving.
-  ScoringInput out_of_vocab = (*goldens_)[0].input;
-  out_of_vocab.token_ids[1] = 1 << 30;
+  // A forward that throws is INTERNAL, and the runtime keeps serving.
+  const ScoringInput out_of_vocab = OutOfVocab();
   const ScoringInput* throwing_batch[] = {&out_of_vocab};
   EXPECT_EQ(runtime_->RunBatch(throwing_batch).status().code(),
             absl::StatusCode::kInternal);
   const ScoringInput* good_batch[] = {&(*goldens_)[0].input};
   EXPECT_TRUE(runtime_->RunBatch(good_batch).ok());
+}
+
+TEST_F(TorchModelRuntimeTest, PrepareThenRunMatchesRunBatch) {
+  std::vector<ScoringInput> inputs;
+  for (const Golden& g : *goldens_) inputs.push_back(g.input);
+  std::vector<const ScoringInput*> first, second;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    inputs[i].attention =
+        i % 2 == 0 ? AttentionDetail::kNone : AttentionDetail::kMean;
+    (i < inputs.size() / 2 ? first : second).push_back(&inputs[i]);
+  }
+  auto expected_first = runtime_->RunBatch(first);
+  auto expected_second = runtime_->RunBatch(second);
+  ASSERT_TRUE(expected_first.ok()) << expected_first.status();
+  ASSERT_TRUE(expected_second.ok()) << expected_second.status();
+
+  // As the pipelined servable does: collate the second batch while the
+  // first one's forward runs on another thread.
+  auto prepared_first = runtime_->Prepare(first);
+  ASSERT_TRUE(prepared_first.ok()) << prepared_first.status();
+  absl::StatusOr<std::vector<ScoringOutput>> outputs_first;
+  std::thread forward([&] { outputs_first = runtime_->Run(**prepared_first); });
+  auto prepared_second = runtime_->Prepare(second);
+  forward.join();
+  ASSERT_TRUE(prepared_second.ok()) << prepared_second.status();
+  auto outputs_second = runtime_->Run(**prepared_second);
+  ASSERT_TRUE(outputs_first.ok()) << outputs_first.status();
+  ASSERT_TRUE(outputs_second.ok()) << outputs_second.status();
+
+  auto expect_same = [](const std::vector<ScoringOutput>& actual,
+                        const std::vector<ScoringOutput>& expected) {
+    ASSERT_EQ(actual.size(), expected.size());
+    for (size_t i = 0; i < actual.size(); ++i) {
+      const std::string what = "request " + std::to_string(i);
+      ExpectNear(actual[i].probabilities, expected[i].probabilities, what);
+      ExpectNear(actual[i].text_to_features, expected[i].text_to_features,
+                 what);
+      ExpectNear(actual[i].features_to_text, expected[i].features_to_text,
+                 what);
+      EXPECT_EQ(actual[i].text_to_features_shape,
+                expected[i].text_to_features_shape);
+    }
+  };
+  expect_same(*outputs_first, *expected_first);
+  expect_same(*outputs_second, *expected_second);
+}
+
+TEST_F(TorchModelRuntimeTest, PrepareRejectsMalformedInput) {
+  ScoringInput few_features = (*goldens_)[0].input;
+  few_features.features.pop_back();
+  ScoringInput no_tokens = (*goldens_)[0].input;
+  no_tokens.token_ids.clear();
+  for (const ScoringInput* bad : {&few_features, &no_tokens}) {
+    const ScoringInput* batch[] = {&(*goldens_)[1].input, bad};
+    EXPECT_EQ(runtime_->Prepare(batch).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  // Collation does not look the ids up: the forward fails, INTERNAL.
+  const ScoringInput out_of_vocab = OutOfVocab();
+  const ScoringInput* throwing_batch[] = {&out_of_vocab};
+  auto prepared = runtime_->Prepare(throwing_batch);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(runtime_->Run(**prepared).status().code(),
+            absl::StatusCode::kInternal);
+  // A batch some other runtime prepared is refused.
+  PreparedBatch foreign;
+  EXPECT_EQ(runtime_->Run(foreign).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TorchModelRuntimeCreateTest, MissingModelFileIsNotFound) {

@@ -3,10 +3,12 @@
 #include <filesystem>
 #include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/runtime/bundle_config.h"
+#include "server/serving/forward_cost.h"
 
 namespace fusion::serving {
 namespace {
@@ -37,6 +39,38 @@ void ApplyOverrides(const BatchingOverrides& o, fusion::v1::ModelConfig& c) {
   if (o.max_queue_delay_us >= 0) b->set_max_queue_delay_us(o.max_queue_delay_us);
   if (o.max_queue_size > 0) b->set_max_queue_size(o.max_queue_size);
   if (o.instance_count > 0) b->set_instance_count(o.instance_count);
+  if (o.merge_cost_tokens >= 0) b->set_merge_cost_tokens(o.merge_cost_tokens);
+  if (o.pipelining) b->set_pipelining(*o.pipelining);
+}
+
+bool OverlapCollation(fusion::v1::BatchingConfig::Pipelining pipelining,
+                      const std::string& device) {
+  switch (pipelining) {
+    case fusion::v1::BatchingConfig::PIPELINING_ON:
+      return true;
+    case fusion::v1::BatchingConfig::PIPELINING_OFF:
+      return false;
+    default:
+      return absl::StartsWith(device, "cuda");
+  }
+}
+
+// merge_cost_tokens 0 means "measure it on this device".
+absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
+                              fusion::v1::ModelConfig& config) {
+  auto* b = config.mutable_batching();
+  if (b->merge_cost_tokens() > 0) return absl::OkStatus();
+  ForwardCostOptions cost;
+  cost.num_features = config.features_size();
+  cost.max_tokens = config.max_tokens();
+  cost.max_batch_size = b->max_batch_size();
+  auto tokens = MeasureMergeCostTokens(runtime, cost);
+  if (!tokens.ok()) return tokens.status();
+  b->set_merge_cost_tokens(*tokens);
+  Log(LogLevel::kInfo, config.name(), " v", config.version(), " on ",
+      runtime.device(), ": a forward's fixed cost is ",
+      absl::SixDigits(*tokens), " token positions (merge_cost_tokens)");
+  return absl::OkStatus();
 }
 
 // The bundle's config must agree with where it sits in the repository.
@@ -58,13 +92,23 @@ absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
   if (!tokenizer.ok()) return tokenizer.status();
   auto runtime = options.runtime_factory(bundle_dir, *config);
   if (!runtime.ok()) return runtime.status();
+  if (absl::Status status = ResolveMergeCost(**runtime, *config); !status.ok()) {
+    return status;
+  }
   ServingObserver* observer =
       options.observer_factory
           ? options.observer_factory(config->name(),
                                      std::to_string(config->version()))
           : nullptr;
+  ServableOptions servable_options;
+  servable_options.overlap_collation =
+      OverlapCollation(config->batching().pipelining(), (*runtime)->device());
+  Log(LogLevel::kInfo, config->name(), " v", config->version(),
+      servable_options.overlap_collation
+          ? ": collates each batch during the previous one's forward"
+          : ": collates each batch after the previous one's forward");
   return Servable::Create(std::move(*config), std::move(*runtime),
-                          std::move(*tokenizer), observer);
+                          std::move(*tokenizer), observer, servable_options);
 }
 
 }  // namespace

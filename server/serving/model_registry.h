@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct BatchingOverrides {
   int64_t max_queue_delay_us = -1;  // -1 keeps; 0 is a valid setting
   int max_queue_size = 0;
   int instance_count = 0;
+  double merge_cost_tokens = -1;  // -1 keeps; 0 measures at load
+  std::optional<fusion::v1::BatchingConfig::Pipelining> pipelining;
 };
 
 // The observer for one model version (not owned; outlives the registry).

@@ -18,8 +18,9 @@
 namespace fusion::serving {
 
 struct TaskTiming {
-  int64_t queue_us = 0;    // arrival to the start of its batch
-  int64_t compute_us = 0;  // the batch's forward, collate and split included
+  int64_t queue_us = 0;  // arrival to the start of its batch's collation
+  // The batch's collation, forward and split; not the wait between the two.
+  int64_t compute_us = 0;
   int32_t batch_size = 0;  // requests computed together with it
 };
 

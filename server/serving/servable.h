@@ -1,7 +1,10 @@
 // One loaded model version: its config, tokenizer, runtime and batch queue.
 //
-// Submit() hands a validated task to the batch queue; executor threads run
-// it through the runtime and complete it. Tasks whose deadline passed or
+// Submit() hands a validated task to the batch queue. Executor threads (one
+// per model instance) collate each batch (ModelRuntime::Prepare); with
+// overlap_collation they hand it to a forward thread (ForwardStage) that runs
+// the forward and completes the tasks, and take the next batch meanwhile;
+// without, they do it all themselves. Tasks whose deadline passed or
 // whose RPC was cancelled while queued are failed without being computed.
 // Thread-safety: all methods may be called concurrently.
 #ifndef FUSION_SERVER_SERVING_SERVABLE_H_
@@ -22,16 +25,25 @@
 
 namespace fusion::serving {
 
+class ForwardStage;
+
+struct ServableOptions {
+  // Collate batch N+1 while batch N's forward runs (see forward_stage.h).
+  bool overlap_collation = true;
+};
+
 class Servable {
  public:
   // Takes ownership of the runtime and the tokenizer; starts
-  // config.batching().instance_count() executor threads. `observer` may be
-  // null; else it must outlive the servable.
+  // config.batching().instance_count() executor threads, and as many
+  // forward threads with overlap_collation. `observer` may be null; else it
+  // must outlive the servable.
   static absl::StatusOr<std::unique_ptr<Servable>> Create(
       fusion::v1::ModelConfig config,
       std::unique_ptr<runtime::ModelRuntime> runtime,
       std::unique_ptr<text::WordPieceTokenizer> tokenizer,
-      ServingObserver* observer = nullptr);
+      ServingObserver* observer = nullptr,
+      const ServableOptions& servable_options = {});
 
   ~Servable();  // drains the queue
 
@@ -48,7 +60,8 @@ class Servable {
   // (already so at submission).
   absl::Status Submit(std::unique_ptr<ScoringTask>& task);
 
-  // Stops accepting, computes everything queued, joins the executors.
+  // Stops accepting, computes everything queued or collated, joins the
+  // executor and forward threads.
   void Drain();
   int queue_depth(int priority) const { return queue_->depth(priority); }
   // Never null: a no-op observer when none was given.
@@ -59,13 +72,17 @@ class Servable {
   Servable(fusion::v1::ModelConfig config,
            std::unique_ptr<runtime::ModelRuntime> runtime,
            std::unique_ptr<text::WordPieceTokenizer> tokenizer);
+  struct CollatedBatch;
   void ExecuteBatch(Queue::Batch& batch);
+  void Finish(CollatedBatch& batch);
 
   const fusion::v1::ModelConfig config_;
   const std::unique_ptr<runtime::ModelRuntime> runtime_;
   const std::unique_ptr<text::WordPieceTokenizer> tokenizer_;
   absl::flat_hash_map<std::string, int> feature_index_;
   ServingObserver* observer_ = nullptr;
+  // Null without overlap_collation. Before queue_: executors hand to it.
+  std::unique_ptr<ForwardStage> forward_;
   std::unique_ptr<Queue> queue_;  // last: its threads use the members above
 };
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
@@ -13,9 +16,14 @@ namespace {
 
 using runtime::FakeModelRuntime;
 
+// Long enough never to be reached unless the servable is broken.
+constexpr absl::Duration kWait = absl::Seconds(10);
+
 // A servable over the fake runtime; `fake` stays owned by the servable.
 std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
-                                       int max_queue_size = 100) {
+                                       int max_queue_size = 100,
+                                       int instance_count = 1,
+                                       ServableOptions options = {}) {
   fusion::v1::ModelConfig config;
   google::protobuf::TextFormat::ParseFromString(
       R"pb(name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
@@ -24,6 +32,7 @@ std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
            batching { max_queue_delay_us: 1 })pb",
       &config);
   config.mutable_batching()->set_max_queue_size(max_queue_size);
+  config.mutable_batching()->set_instance_count(instance_count);
   auto normalized = runtime::NormalizeConfig(config);
   EXPECT_TRUE(normalized.ok()) << normalized.status();
   auto runtime = std::make_unique<FakeModelRuntime>();
@@ -32,7 +41,7 @@ std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
       {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"});
   EXPECT_TRUE(tokenizer.ok());
   auto servable = Servable::Create(*normalized, std::move(runtime),
-                                   std::move(*tokenizer));
+                                   std::move(*tokenizer), nullptr, options);
   EXPECT_TRUE(servable.ok()) << servable.status();
   return std::move(*servable);
 }
@@ -43,11 +52,14 @@ struct Outcome {
   int completions = 0;
 };
 
-std::unique_ptr<ScoringTask> MakeTask(Outcome& outcome,
-                                      absl::Time deadline = absl::InfiniteFuture(),
-                                      bool cancelled = false) {
+// [CLS] hello... [SEP], `tokens` long: the fake answers tokens / 1000.
+std::unique_ptr<ScoringTask> MakeTask(
+    Outcome& outcome, absl::Time deadline = absl::InfiniteFuture(),
+    bool cancelled = false, int tokens = 3) {
   runtime::ScoringInput input;
-  input.token_ids = {2, 4, 3};
+  input.token_ids.assign(tokens, 4);
+  input.token_ids.front() = 2;
+  input.token_ids.back() = 3;
   input.features = {1.0f, 2.0f};
   return std::make_unique<ScoringTask>(
       input, absl::Now(), deadline, [cancelled] { return cancelled; },
@@ -58,13 +70,57 @@ std::unique_ptr<ScoringTask> MakeTask(Outcome& outcome,
       });
 }
 
+// Releases the fake and drains the servable at scope exit, so that a failed
+// ASSERT neither hangs on a held forward nor answers destroyed outcomes:
+// declare it after the outcomes.
+auto ReleaseAndDrainAtExit(FakeModelRuntime* fake, Servable& servable) {
+  return absl::MakeCleanup([fake, &servable] {
+    fake->Release();
+    servable.Drain();
+  });
+}
+
+ServableOptions Overlap(bool on) {
+  ServableOptions options;
+  options.overlap_collation = on;
+  return options;
+}
+
+// Submits a new task of `tokens` tokens that reports to `outcome`.
+void SubmitOk(Servable& servable, Outcome& outcome, int tokens = 3) {
+  auto task = MakeTask(outcome, absl::InfiniteFuture(), false, tokens);
+  EXPECT_TRUE(servable.Submit(task).ok());
+}
+
+// Waits for every outcome; each must be answered once, OK, with the fake's
+// tokens / 1000 for its request.
+void ExpectAllOk(const std::vector<Outcome*>& outcomes,
+                 const std::vector<int>& tokens) {
+  ASSERT_EQ(outcomes.size(), tokens.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    ASSERT_TRUE(outcomes[i]->done.WaitForNotificationWithTimeout(kWait)) << i;
+    EXPECT_EQ(outcomes[i]->completions, 1) << i;
+    ASSERT_TRUE(outcomes[i]->result.ok()) << i << outcomes[i]->result.status();
+    EXPECT_FLOAT_EQ(outcomes[i]->result->output.probabilities[1],
+                    tokens[i] / 1000.0f)
+        << i;
+  }
+}
+
+// Waits for `outcome`: answered once, with `status`.
+void ExpectFailed(Outcome& outcome, const absl::Status& status) {
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(outcome.result.status(), status);
+  EXPECT_EQ(outcome.completions, 1);
+}
+
 TEST(ServableTest, ComputesAndReportsTiming) {
   FakeModelRuntime* fake;
   auto servable = MakeServable(&fake);
   Outcome outcome;
   auto task = MakeTask(outcome);
   ASSERT_TRUE(servable->Submit(task).ok());
-  outcome.done.WaitForNotification();
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(kWait));
   ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
   EXPECT_FLOAT_EQ(outcome.result->output.probabilities[1], 0.003f);
   EXPECT_EQ(outcome.result->timing.batch_size, 1);
@@ -85,22 +141,6 @@ TEST(ServableTest, ExpiredAndCancelledTasksAreNotComputed) {
   ASSERT_NE(gone, nullptr);
   servable->Drain();
   EXPECT_TRUE(fake->batch_sizes().empty());  // nothing reached the model
-}
-
-TEST(ServableTest, ModelFailureFailsItsBatchOnlyAndServingGoesOn) {
-  FakeModelRuntime* fake;
-  auto servable = MakeServable(&fake);
-  fake->FailNextBatch(absl::InternalError("boom"));
-  Outcome failed, fine;
-  auto first = MakeTask(failed);
-  ASSERT_TRUE(servable->Submit(first).ok());
-  failed.done.WaitForNotification();
-  EXPECT_EQ(failed.result.status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(failed.result.status().message(), "boom");
-  auto second = MakeTask(fine);
-  ASSERT_TRUE(servable->Submit(second).ok());
-  fine.done.WaitForNotification();
-  EXPECT_TRUE(fine.result.ok());
 }
 
 TEST(ServableTest, FullQueueRejectsAndDrainAnswersEveryone) {
@@ -131,6 +171,168 @@ TEST(ServableTest, FullQueueRejectsAndDrainAnswersEveryone) {
     answered_ok += outcome->result.ok();
   }
   EXPECT_EQ(answered_ok, accepted);
+}
+
+class ServableStageTest : public ::testing::TestWithParam<bool> {};
+
+// Either stage's failure fails its own batch with the runtime's status;
+// the next batch is computed.
+TEST_P(ServableStageTest, FailureFailsItsBatchOnlyAndServingGoesOn) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake, 100, 1, Overlap(GetParam()));
+  Outcome bad_input, forward_failed, fine;
+  fake->FailNextPrepare(absl::InvalidArgumentError("bad input"));
+  SubmitOk(*servable, bad_input);
+  ExpectFailed(bad_input, absl::InvalidArgumentError("bad input"));
+  fake->FailNextBatch(absl::InternalError("boom"));
+  SubmitOk(*servable, forward_failed);
+  ExpectFailed(forward_failed, absl::InternalError("boom"));
+  SubmitOk(*servable, fine, 7);
+  ExpectAllOk({&fine}, {7});
+  EXPECT_EQ(fake->batch_sizes(), (std::vector<int>{1, 1}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, ServableStageTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "On" : "Off";
+                         });
+
+TEST(ServableTest, CollatesTheNextBatchWhileTheForwardRuns) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake);
+  fake->Hold();
+  Outcome first, second, third, fourth;
+  auto cleanup = ReleaseAndDrainAtExit(fake, *servable);
+  SubmitOk(*servable, first, 3);
+  ASSERT_TRUE(fake->AwaitRunsStarted(1));
+  SubmitOk(*servable, second, 4);
+  ASSERT_TRUE(fake->AwaitPrepared(2));  // while the first forward is still held
+  EXPECT_TRUE(fake->batch_sizes().empty());
+  // The executor now waits to hand batch 2 over, so the pipeline takes no
+  // third batch: these two wait in the queue and leave together. The pause
+  // gives a deeper pipeline time to collate `third` alone, and makes the
+  // wait for the forward thread long enough to tell from compute_us.
+  SubmitOk(*servable, third, 5);
+  constexpr absl::Duration kHeld = absl::Milliseconds(100);
+  absl::SleepFor(kHeld);
+  SubmitOk(*servable, fourth, 5);
+  EXPECT_EQ(fake->events().size(), 2u);
+  fake->Release();
+  ExpectAllOk({&first, &second, &third, &fourth}, {3, 4, 5, 5});
+  EXPECT_EQ(fake->batch_sizes(), (std::vector<int>{1, 1, 2}));
+  const auto events = fake->events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_GE(events[1].prepare_start, events[0].run_start);
+  EXPECT_LE(events[1].prepare_end, events[0].run_end);
+  EXPECT_EQ(fourth.result->timing.batch_size, 2);
+  EXPECT_LT(second.result->timing.compute_us, absl::ToInt64Microseconds(kHeld));
+  EXPECT_LT(second.result->timing.queue_us, absl::ToInt64Microseconds(kHeld));
+}
+
+TEST(ServableTest, WithoutOverlapCollatesAfterTheForward) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake, 100, 1, Overlap(false));
+  fake->Hold();
+  Outcome first, second;
+  auto cleanup = ReleaseAndDrainAtExit(fake, *servable);
+  SubmitOk(*servable, first, 3);
+  ASSERT_TRUE(fake->AwaitRunsStarted(1));
+  SubmitOk(*servable, second, 4);
+  // Time in which a pipelined servable would collate `second`.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(fake->events().size(), 1u);
+  fake->Release();
+  ExpectAllOk({&first, &second}, {3, 4});
+  const auto events = fake->events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_GE(events[1].prepare_start, events[0].run_end);
+}
+
+TEST(ServableTest, FailedPrepareDoesNotWaitForTheForwardAhead) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake);
+  fake->Hold();
+  fake->FailNextBatch(absl::InternalError("boom"));
+  Outcome forward_failed, bad_input, fine;
+  auto cleanup = ReleaseAndDrainAtExit(fake, *servable);
+  SubmitOk(*servable, forward_failed);
+  ASSERT_TRUE(fake->AwaitRunsStarted(1));
+  fake->FailNextPrepare(absl::InvalidArgumentError("bad input"));
+  SubmitOk(*servable, bad_input);
+  // Answered while the first forward is still held.
+  ExpectFailed(bad_input, absl::InvalidArgumentError("bad input"));
+  SubmitOk(*servable, fine, 6);
+  ASSERT_TRUE(fake->AwaitPrepared(3));
+  fake->Release();
+  ExpectFailed(forward_failed, absl::InternalError("boom"));
+  ExpectAllOk({&fine}, {6});
+}
+
+TEST(ServableTest, DrainFinishesBatchesInBothStages) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake, /*max_queue_size=*/2);
+  fake->Hold();
+  Outcome running, collated, queued1, queued2;
+  std::vector<Outcome*> all = {&running, &collated, &queued1, &queued2};
+  auto cleanup = ReleaseAndDrainAtExit(fake, *servable);
+  SubmitOk(*servable, running, 3);
+  ASSERT_TRUE(fake->AwaitRunsStarted(1));
+  SubmitOk(*servable, collated, 4);
+  ASSERT_TRUE(fake->AwaitPrepared(2));
+  SubmitOk(*servable, queued1, 5);
+  SubmitOk(*servable, queued2, 5);
+
+  absl::Notification drained;
+  std::vector<bool> answered_at_drain;
+  std::thread drainer([&] {
+    servable->Drain();
+    for (Outcome* o : all) {
+      answered_at_drain.push_back(o->done.HasBeenNotified());
+    }
+    drained.Notify();
+  });
+  // The queue is full until Drain begins, then Submit answers UNAVAILABLE.
+  Outcome probe_outcome;
+  auto probe = MakeTask(probe_outcome);
+  while (servable->Submit(probe).code() != absl::StatusCode::kUnavailable) {
+    std::this_thread::yield();
+  }
+  EXPECT_FALSE(drained.HasBeenNotified());
+  fake->Release();
+  drainer.join();
+  EXPECT_EQ(answered_at_drain, std::vector<bool>(all.size(), true));
+  ExpectAllOk(all, {3, 4, 5, 5});
+  EXPECT_EQ(fake->batch_sizes(), (std::vector<int>{1, 1, 2}));
+}
+
+TEST(ServableTest, TwoInstancesRunTwoForwardsAndCollateTwoMore) {
+  FakeModelRuntime* fake;
+  auto servable = MakeServable(&fake, 100, /*instance_count=*/2);
+  fake->Hold();
+  Outcome outcomes[4];
+  auto cleanup = ReleaseAndDrainAtExit(fake, *servable);
+  SubmitOk(*servable, outcomes[0], 3);
+  ASSERT_TRUE(fake->AwaitRunsStarted(1));
+  SubmitOk(*servable, outcomes[1], 4);
+  ASSERT_TRUE(fake->AwaitRunsStarted(2));  // both forwards at once
+  SubmitOk(*servable, outcomes[2], 5);
+  ASSERT_TRUE(fake->AwaitPrepared(3));
+  SubmitOk(*servable, outcomes[3], 6);
+  ASSERT_TRUE(fake->AwaitPrepared(4));  // one collated batch waits per executor
+  fake->Release();
+  ExpectAllOk({&outcomes[0], &outcomes[1], &outcomes[2], &outcomes[3]},
+              {3, 4, 5, 6});
+  // And under load every task is answered once.
+  std::vector<std::unique_ptr<Outcome>> more;
+  std::vector<Outcome*> pointers;
+  std::vector<int> tokens;
+  for (int i = 0; i < 50; ++i) {
+    more.push_back(std::make_unique<Outcome>());
+    pointers.push_back(more.back().get());
+    tokens.push_back(3 + i % 10);
+    SubmitOk(*servable, *more.back(), tokens.back());
+  }
+  ExpectAllOk(pointers, tokens);
 }
 
 TEST(ScoringTaskTest, DroppedTaskIsAnsweredOnce) {

@@ -15,6 +15,7 @@ struct BatchStats {
   int size = 0;
   int64_t real_tokens = 0;      // tokens of the requests themselves
   int64_t computed_tokens = 0;  // size x the batch's padded length
+  absl::Duration compute;       // collation, forward and split
 };
 
 class ServingObserver {

@@ -1,0 +1,353 @@
+// Replays a load through the real batching policy (batching::TaskQueue) on a
+// simulated clock, with forward times measured from the real model. Policy
+// settings can then be compared exactly, free of this VM's drift: the same
+// arrivals, the same costs, only the policy differs.
+//
+//   build/bench/batching_sim --rates=300,600,900 --concurrency=64
+//       --merge_costs=0,auto,1000 --delays_us=0,2000 --json=sim.json
+//
+// Model of the server: one executor on one core; a batch of n requests
+// padded to L tokens takes T(n, L), interpolated from forwards of the real
+// runtime over a grid of shapes, plus n x --overhead_us for what the same
+// core spends per request outside the forward (gRPC, tokenizing, answering).
+// Lengths are drawn from the bundle's golden.jsonl, like fusion-bench's load.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <queue>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "server/batching/options.h"
+#include "server/batching/task_queue.h"
+#include "server/runtime/bundle_config.h"
+#include "server/runtime/torch_model_runtime.h"
+#include "server/serving/forward_cost.h"
+
+ABSL_FLAG(std::string, bundle, "models/fusion/1", "Model bundle directory");
+ABSL_FLAG(std::string, rates, "", "Open-loop Poisson rates (requests/s)");
+ABSL_FLAG(int, concurrency, 64, "Closed-loop clients (0: no closed loop)");
+ABSL_FLAG(std::string, merge_costs, "auto",
+          "merge_cost_tokens values; 'auto' is what the server measures");
+ABSL_FLAG(std::string, delays_us, "", "max_queue_delay values (default: config)");
+ABSL_FLAG(int, requests, 20000, "Requests per simulated run");
+ABSL_FLAG(double, overhead_us, 100, "Per-request CPU outside the forward");
+ABSL_FLAG(std::string, json, "", "Write the results here as JSON");
+
+namespace {
+
+using fusion::runtime::ScoringInput;
+
+// Forward time of a batch shape, interpolated over a measured grid.
+class CostTable {
+ public:
+  static CostTable Measure(fusion::runtime::ModelRuntime& runtime,
+                           int num_features, int max_batch, int max_tokens) {
+    CostTable table;
+    for (int n = 1; n < max_batch; n *= 2) table.sizes_.push_back(n);
+    table.sizes_.push_back(max_batch);
+    for (int l = 4; l < max_tokens; l *= 2) table.lengths_.push_back(l);
+    table.lengths_.push_back(max_tokens);
+    for (int n : table.sizes_) {
+      for (int l : table.lengths_) {
+        ScoringInput input;
+        input.token_ids.assign(l, 1);
+        input.features.assign(num_features, 0.0f);
+        const std::vector<const ScoringInput*> batch(n, &input);
+        std::vector<double> seconds;
+        for (int r = 0; r < 5; ++r) {
+          const absl::Time start = absl::Now();
+          if (!runtime.RunBatch(batch).ok()) std::abort();
+          seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+        }
+        std::sort(seconds.begin(), seconds.end());
+        table.seconds_.push_back(seconds[seconds.size() / 2]);
+      }
+    }
+    return table;
+  }
+
+  double Seconds(double n, double l) const {
+    auto [i, fi] = Locate(sizes_, n);
+    auto [j, fj] = Locate(lengths_, l);
+    auto at = [&](size_t a, size_t b) {
+      return seconds_[a * lengths_.size() + b];
+    };
+    const size_t i1 = std::min(i + 1, sizes_.size() - 1);
+    const size_t j1 = std::min(j + 1, lengths_.size() - 1);
+    return (1 - fi) * ((1 - fj) * at(i, j) + fj * at(i, j1)) +
+           fi * ((1 - fj) * at(i1, j) + fj * at(i1, j1));
+  }
+
+  nlohmann::json ToJson() const {
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t i = 0; i < sizes_.size(); ++i) {
+      for (size_t j = 0; j < lengths_.size(); ++j) {
+        rows.push_back({{"batch", sizes_[i]},
+                        {"tokens", lengths_[j]},
+                        {"ms", 1000 * seconds_[i * lengths_.size() + j]}});
+      }
+    }
+    return rows;
+  }
+
+ private:
+  // The grid cell left of x and x's fraction of the way to the next one.
+  static std::pair<size_t, double> Locate(const std::vector<int>& grid,
+                                          double x) {
+    if (x <= grid.front()) return {0, 0.0};
+    for (size_t k = 0; k + 1 < grid.size(); ++k) {
+      if (x <= grid[k + 1]) {
+        return {k, (x - grid[k]) / (grid[k + 1] - grid[k])};
+      }
+    }
+    return {grid.size() - 1, 0.0};
+  }
+
+  std::vector<int> sizes_, lengths_;
+  std::vector<double> seconds_;  // [size][length]
+};
+
+struct SimTask {
+  int tokens;
+  absl::Time arrival;
+  int client;  // closed loop: who sends again on completion
+  int priority() const { return 0; }
+  int length() const { return tokens; }
+  absl::Time deadline() const { return absl::InfiniteFuture(); }
+  bool cancelled() const { return false; }
+  void Fail(const absl::Status&) {}
+};
+
+struct Load {
+  std::string name;
+  double rate = 0;      // open loop, requests/s
+  int concurrency = 0;  // closed loop
+};
+
+struct Result {
+  double throughput = 0, p50_ms = 0, p99_ms = 0, mean_batch = 0;
+  double mean_batch_ms = 0, padding_efficiency = 0, busy = 0;
+};
+
+Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
+                const CostTable& costs, const std::vector<int>& lengths,
+                const Load& load, int requests, absl::Duration overhead) {
+  using Queue = fusion::batching::TaskQueue<SimTask>;
+  Queue queue(options);
+  std::mt19937 rng(11);  // the same arrivals for every policy
+  std::uniform_int_distribution<size_t> pick(0, lengths.size() - 1);
+  std::exponential_distribution<double> gap(load.rate > 0 ? load.rate : 1);
+  const absl::Time t0 = absl::UnixEpoch();
+  // Pending sends, earliest first: (time, client).
+  using Send = std::pair<absl::Time, int>;
+  std::priority_queue<Send, std::vector<Send>, std::greater<Send>> sends;
+  if (load.concurrency > 0) {
+    for (int c = 0; c < load.concurrency; ++c) sends.push({t0, c});
+  } else {
+    sends.push({t0, -1});
+  }
+  int sent = 0, done = 0;
+  const int warmup = requests / 10;
+  std::vector<double> latencies_ms;
+  int64_t batches = 0, batched = 0, real = 0, computed = 0;
+  absl::Duration busy;
+  absl::Time first_counted = absl::InfiniteFuture(), last_done = t0;
+  absl::Time now = t0, free_at = t0;
+  std::vector<Queue::Dropped> dropped;
+
+  while (done < requests) {
+    while (!sends.empty() && sends.top().first <= now && sent < requests) {
+      auto [at, client] = sends.top();
+      sends.pop();
+      auto task = std::make_unique<SimTask>(
+          SimTask{lengths[pick(rng)], at, client});
+      if (!queue.Push(task, now).ok()) std::abort();
+      ++sent;
+      if (client < 0) sends.push({at + absl::Seconds(gap(rng)), -1});
+    }
+    if (now >= free_at && !queue.empty()) {
+      Queue::Batch batch = queue.TakeBatch(now, false, dropped);
+      if (!batch.empty()) {
+        int longest = 0;
+        int64_t tokens = 0;
+        for (const auto& t : batch) {
+          longest = std::max(longest, t->tokens);
+          tokens += t->tokens;
+        }
+        const double n = static_cast<double>(batch.size());
+        const absl::Duration cost =
+            absl::Seconds(costs.Seconds(n, longest)) + overhead * n;
+        free_at = now + cost;
+        for (const auto& t : batch) {
+          if (done++ >= warmup) {
+            if (first_counted == absl::InfiniteFuture()) first_counted = now;
+            latencies_ms.push_back(
+                absl::ToDoubleMilliseconds(free_at - t->arrival));
+          }
+          if (t->client >= 0) sends.push({free_at, t->client});
+        }
+        if (done > warmup) {
+          ++batches;
+          batched += batch.size();
+          real += tokens;
+          computed += static_cast<int64_t>(longest) * batch.size();
+          busy += cost;
+          last_done = free_at;
+        }
+        continue;
+      }
+    }
+    absl::Time next = sends.empty() || sent >= requests ? absl::InfiniteFuture()
+                                                        : sends.top().first;
+    if (free_at > now) {
+      next = std::min(next, free_at);
+    } else if (!queue.empty()) {
+      next = std::min(next, queue.NextDueTime());
+    }
+    if (next == absl::InfiniteFuture()) break;
+    now = std::max(now, next);
+  }
+  Result r;
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  auto quantile = [&](double q) {
+    return latencies_ms[static_cast<size_t>(q * (latencies_ms.size() - 1))];
+  };
+  const double span = absl::ToDoubleSeconds(last_done - first_counted);
+  r.throughput = latencies_ms.size() / span;
+  r.p50_ms = quantile(0.5);
+  r.p99_ms = quantile(0.99);
+  r.mean_batch = static_cast<double>(batched) / batches;
+  r.mean_batch_ms = absl::ToDoubleMilliseconds(busy) / batches;
+  r.padding_efficiency = static_cast<double>(real) / computed;
+  r.busy = absl::ToDoubleSeconds(busy) / span;
+  return r;
+}
+
+std::vector<int> GoldenLengths(const std::string& bundle) {
+  std::ifstream in(bundle + "/golden.jsonl");
+  std::vector<int> lengths;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    lengths.push_back(static_cast<int>(
+        nlohmann::json::parse(line)["token_ids"].size()));
+  }
+  return lengths;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string bundle = absl::GetFlag(FLAGS_bundle);
+  auto config = fusion::runtime::LoadBundleConfig(bundle);
+  if (!config.ok()) {
+    std::cerr << config.status() << "\n";
+    return 1;
+  }
+  fusion::runtime::TorchRuntimeOptions runtime_options;
+  runtime_options.intra_op_threads = 1;
+  runtime_options.interop_threads = 1;
+  auto runtime =
+      fusion::runtime::TorchModelRuntime::Create(bundle, *config, runtime_options);
+  if (!runtime.ok()) {
+    std::cerr << runtime.status() << "\n";
+    return 1;
+  }
+  const auto& b = config->batching();
+  std::cerr << "measuring forward times over a grid of shapes...\n";
+  const CostTable costs = CostTable::Measure(
+      **runtime, config->features_size(), b.max_batch_size(), config->max_tokens());
+  fusion::serving::ForwardCostOptions cost_options;
+  cost_options.num_features = config->features_size();
+  cost_options.max_tokens = config->max_tokens();
+  cost_options.max_batch_size = b.max_batch_size();
+  auto measured = fusion::serving::MeasureMergeCostTokens(**runtime, cost_options);
+  if (!measured.ok()) {
+    std::cerr << measured.status() << "\n";
+    return 1;
+  }
+
+  std::vector<Load> loads;
+  if (int c = absl::GetFlag(FLAGS_concurrency); c > 0) {
+    loads.push_back({absl::StrCat("closed_", c), 0, c});
+  }
+  for (absl::string_view rate :
+       absl::StrSplit(absl::GetFlag(FLAGS_rates), ',', absl::SkipEmpty())) {
+    double r = 0;
+    if (!absl::SimpleAtod(rate, &r) || r <= 0) {
+      std::cerr << "bad rate " << rate << "\n";
+      return 1;
+    }
+    loads.push_back({absl::StrCat("rate_", rate), r, 0});
+  }
+  std::vector<int64_t> delays;
+  for (absl::string_view d :
+       absl::StrSplit(absl::GetFlag(FLAGS_delays_us), ',', absl::SkipEmpty())) {
+    delays.push_back(std::stoll(std::string(d)));
+  }
+  if (delays.empty()) delays.push_back(b.max_queue_delay_us());
+  std::vector<std::pair<std::string, double>> merge_costs;
+  for (absl::string_view m :
+       absl::StrSplit(absl::GetFlag(FLAGS_merge_costs), ',', absl::SkipEmpty())) {
+    merge_costs.push_back(
+        {std::string(m), m == "auto" ? *measured : std::stod(std::string(m))});
+  }
+
+  const std::vector<int> lengths = GoldenLengths(bundle);
+  const absl::Duration overhead =
+      absl::Microseconds(absl::GetFlag(FLAGS_overhead_us));
+  nlohmann::json runs = nlohmann::json::array();
+  std::cout << "merge_cost delay_us load            resp/s  p50 ms  p99 ms  "
+               "batch  batch ms  pad eff  busy\n";
+  for (const auto& [cost_name, cost] : merge_costs) {
+    for (int64_t delay : delays) {
+      fusion::batching::BatchSchedulerOptions options;
+      options.max_batch_size = b.max_batch_size();
+      options.max_queue_delay = absl::Microseconds(delay);
+      options.length_bucket_edges.assign(b.length_bucket_edges().begin(),
+                                         b.length_bucket_edges().end());
+      options.priority_levels = b.priority_levels();
+      options.max_queue_size = 1 << 20;
+      options.merge_cost_tokens = cost;
+      for (const Load& load : loads) {
+        const Result r = Simulate(options, costs, lengths, load,
+                                  absl::GetFlag(FLAGS_requests), overhead);
+        std::printf("%-10s %8lld %-14s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f %5.2f\n",
+                    cost_name.c_str(), static_cast<long long>(delay),
+                    load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms,
+                    r.mean_batch, r.mean_batch_ms, r.padding_efficiency, r.busy);
+        runs.push_back({{"merge_cost", cost_name},
+                        {"merge_cost_tokens", cost},
+                        {"max_queue_delay_us", delay},
+                        {"load", load.name},
+                        {"throughput_rps", r.throughput},
+                        {"p50_ms", r.p50_ms},
+                        {"p99_ms", r.p99_ms},
+                        {"mean_batch_size", r.mean_batch},
+                        {"mean_batch_ms", r.mean_batch_ms},
+                        {"padding_efficiency", r.padding_efficiency},
+                        {"busy", r.busy}});
+      }
+    }
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
+    std::ofstream(path) << nlohmann::json{{"measured_merge_cost_tokens", *measured},
+                                          {"overhead_us", absl::GetFlag(FLAGS_overhead_us)},
+                                          {"cost_table", costs.ToJson()},
+                                          {"runs", runs}}
+                               .dump(2)
+                        << "\n";
+  }
+  return 0;
+}

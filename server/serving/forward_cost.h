@@ -1,0 +1,35 @@
+// Measures what one forward costs regardless of its size, in token positions:
+// the batcher's merge_cost_tokens (see server/batching/task_queue.h).
+//
+// Model: a forward of n requests padded to L tokens takes about
+//   fixed + n x (per_request + per_token x L).
+// Three timed shapes give the three terms; the result is fixed / per_token.
+// On a CPU this is a handful of positions (padding costs real compute); on a
+// GPU, where a small forward is all launch overhead, it is large, so buckets
+// merge freely there.
+#ifndef FUSION_SERVER_SERVING_FORWARD_COST_H_
+#define FUSION_SERVER_SERVING_FORWARD_COST_H_
+
+#include "absl/status/statusor.h"
+#include "server/runtime/model_runtime.h"
+
+namespace fusion::serving {
+
+struct ForwardCostOptions {
+  int num_features = 1;    // the model's feature count
+  int max_tokens = 128;    // the longest input the model accepts
+  int max_batch_size = 64;
+  int repetitions = 7;     // per shape; the median counts
+};
+
+// Runs 3 x repetitions forwards (shapes interleaved, so drift hits all
+// three alike) and returns fixed / per_token, clamped to
+// [0, max_batch_size x max_tokens]; the upper end when padding measures as
+// free. 0 when max_batch_size is 1 (nothing to merge). Errors: the
+// runtime's own, if a forward fails.
+absl::StatusOr<double> MeasureMergeCostTokens(runtime::ModelRuntime& runtime,
+                                              const ForwardCostOptions& options);
+
+}  // namespace fusion::serving
+
+#endif  // FUSION_SERVER_SERVING_FORWARD_COST_H_
