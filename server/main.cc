@@ -33,7 +33,7 @@ ABSL_FLAG(int, instance_count, 0,
           "Executors (model instances) per model; overrides config (0: keep)");
 ABSL_FLAG(double, merge_cost_tokens, -1,
           "A forward's fixed cost in token positions, for merging length "
-          "buckets; overrides config (-1: keep; 0: measure at load)");
+          "buckets; overrides config (-1: keep; 0: never merge)");
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");

@@ -55,11 +55,11 @@ bool OverlapCollation(fusion::v1::BatchingConfig::Pipelining pipelining,
   }
 }
 
-// merge_cost_tokens 0 means "measure it on this device".
+// An unset merge_cost_tokens means "measure it on this device".
 absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
                               fusion::v1::ModelConfig& config) {
   auto* b = config.mutable_batching();
-  if (b->merge_cost_tokens() > 0) return absl::OkStatus();
+  if (b->has_merge_cost_tokens()) return absl::OkStatus();
   ForwardCostOptions cost;
   cost.num_features = config.features_size();
   cost.max_tokens = config.max_tokens();

@@ -33,7 +33,7 @@ struct BatchingOverrides {
   int64_t max_queue_delay_us = -1;  // -1 keeps; 0 is a valid setting
   int max_queue_size = 0;
   int instance_count = 0;
-  double merge_cost_tokens = -1;  // -1 keeps; 0 measures at load
+  double merge_cost_tokens = -1;  // -1 keeps; 0 never merges
   std::optional<fusion::v1::BatchingConfig::Pipelining> pipelining;
 };
 
