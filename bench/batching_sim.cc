@@ -3,8 +3,12 @@
 // settings can then be compared exactly, free of this VM's drift: the same
 // arrivals, the same costs, only the policy differs.
 //
-//   build/bench/batching_sim --rates=300,600,900 --concurrency=64
+//   build/bench/batching_sim --concurrency=64 --load_fractions=0.25,0.5,0.75
 //       --merge_costs=0,auto,1000 --delays_us=0,2000 --json=sim.json
+//
+// Each setting runs closed loop (saturation), then open loop at the given
+// fractions of its own saturation throughput; p99 is printed against the
+// issue's bound, max_queue_delay + 3 x the mean forward of a batch.
 //
 // Model of the server: one executor on one core; a batch of n requests
 // padded to L tokens takes T(n, L), interpolated from forwards of the real
@@ -35,8 +39,10 @@
 #include "server/serving/forward_cost.h"
 
 ABSL_FLAG(std::string, bundle, "models/fusion/1", "Model bundle directory");
-ABSL_FLAG(std::string, rates, "", "Open-loop Poisson rates (requests/s)");
-ABSL_FLAG(int, concurrency, 64, "Closed-loop clients (0: no closed loop)");
+ABSL_FLAG(int, concurrency, 64, "Closed-loop clients: the saturation load");
+ABSL_FLAG(std::string, load_fractions, "0.5",
+          "Open-loop Poisson loads as fractions of each setting's closed-loop "
+          "throughput");
 ABSL_FLAG(std::string, merge_costs, "auto",
           "merge_cost_tokens values; 'auto' is what the server measures");
 ABSL_FLAG(std::string, delays_us, "", "max_queue_delay values (default: config)");
@@ -278,19 +284,17 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::vector<Load> loads;
-  if (int c = absl::GetFlag(FLAGS_concurrency); c > 0) {
-    loads.push_back({absl::StrCat("closed_", c), 0, c});
-  }
-  for (absl::string_view rate :
-       absl::StrSplit(absl::GetFlag(FLAGS_rates), ',', absl::SkipEmpty())) {
-    double r = 0;
-    if (!absl::SimpleAtod(rate, &r) || r <= 0) {
-      std::cerr << "bad rate " << rate << "\n";
+  std::vector<double> fractions;
+  for (absl::string_view f : absl::StrSplit(absl::GetFlag(FLAGS_load_fractions),
+                                            ',', absl::SkipEmpty())) {
+    double x = 0;
+    if (!absl::SimpleAtod(f, &x) || x <= 0 || x >= 1) {
+      std::cerr << "bad load fraction " << f << "\n";
       return 1;
     }
-    loads.push_back({absl::StrCat("rate_", rate), r, 0});
+    fractions.push_back(x);
   }
+  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
   std::vector<int64_t> delays;
   for (absl::string_view d :
        absl::StrSplit(absl::GetFlag(FLAGS_delays_us), ',', absl::SkipEmpty())) {
@@ -308,8 +312,8 @@ int main(int argc, char** argv) {
   const absl::Duration overhead =
       absl::Microseconds(absl::GetFlag(FLAGS_overhead_us));
   nlohmann::json runs = nlohmann::json::array();
-  std::cout << "merge_cost delay_us load            resp/s  p50 ms  p99 ms  "
-               "batch  batch ms  pad eff  busy\n";
+  std::cout << "merge_cost delay_us load          resp/s  p50 ms  p99 ms  "
+               "batch  batch ms  pad eff  busy  p99 bound\n";
   for (const auto& [cost_name, cost] : merge_costs) {
     for (int64_t delay : delays) {
       fusion::batching::BatchSchedulerOptions options;
@@ -320,13 +324,26 @@ int main(int argc, char** argv) {
       options.priority_levels = b.priority_levels();
       options.max_queue_size = 1 << 20;
       options.merge_cost_tokens = cost;
-      for (const Load& load : loads) {
+      std::vector<Load> loads = {
+          {absl::StrCat("closed_", concurrency), 0, concurrency}};
+      for (size_t k = 0; k <= fractions.size(); ++k) {
+        const Load load = loads[k];  // a copy: loads grows below
         const Result r = Simulate(options, costs, lengths, load,
                                   absl::GetFlag(FLAGS_requests), overhead);
-        std::printf("%-10s %8lld %-14s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f %5.2f\n",
+        if (k == 0) {
+          for (double f : fractions) {
+            loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
+          }
+        }
+        const double bound_ms =
+            absl::ToDoubleMilliseconds(options.max_queue_delay) +
+            3 * r.mean_batch_ms;
+        std::printf("%-10s %8lld %-12s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f "
+                    "%5.2f %8.2f%s\n",
                     cost_name.c_str(), static_cast<long long>(delay),
                     load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms,
-                    r.mean_batch, r.mean_batch_ms, r.padding_efficiency, r.busy);
+                    r.mean_batch, r.mean_batch_ms, r.padding_efficiency, r.busy,
+                    bound_ms, k > 0 && r.p99_ms <= bound_ms ? " met" : "");
         runs.push_back({{"merge_cost", cost_name},
                         {"merge_cost_tokens", cost},
                         {"max_queue_delay_us", delay},
@@ -337,7 +354,8 @@ int main(int argc, char** argv) {
                         {"mean_batch_size", r.mean_batch},
                         {"mean_batch_ms", r.mean_batch_ms},
                         {"padding_efficiency", r.padding_efficiency},
-                        {"busy", r.busy}});
+                        {"busy", r.busy},
+                        {"p99_bound_ms", bound_ms}});
       }
     }
   }

@@ -4,17 +4,21 @@ the other, everything measured side by side in one run.
 
   /usr/bin/python3 bench/run_batching_bench.py [--out bench/results/batching_cpu.json]
 
-Each round measures, back to back (this VM's speed drifts by tens of percent
-within minutes, so only figures of one round are compared with each other):
+Every server setting runs at once (all pinned to the same core, idle but for
+the one under load), and short windows of each setting alternate, round
+after round, with the raw forward measured in between. This VM's speed
+drifts by tens of percent within a minute, so figures are only compared
+within a round (the ratios), and the summary holds medians over rounds.
 1. raw: in-process forward throughput at batch 32, length-sorted batches
    (near-zero padding), one intra-op thread on the server's core;
 2. served, batching on (the bundle's config, no thread flags), closed loop
    at concurrency 64;
 3. served, batching off (--max_batch_size=1), same load;
-4. optionally, more served variants (--variant NAME=FLAGS) under the same load.
+4. optionally, more served settings, same load: --variant NAME=--flag,...
+   (flags added to the bundle's config) or NAME=binary:PATH[,--flag...]
+   (another build of fusion-server, e.g. the previous commit's).
 Then, open loop at half of the median (2): p99 against max_queue_delay + 3 x
-the mean forward time of a batch at that load. The summary holds medians over
-rounds of each figure and of each round's ratios.
+the mean forward time of a batch at that load.
 Needs build/bench/forward_bench, build/server/fusion-server and
 build/client/fusion-bench (`make build`).
 """
@@ -75,27 +79,33 @@ def merge_cost_from_log(server):
     return None
 
 
-def served(tmp, name, server_args, load_args, seconds):
-    """Starts a pinned server, drives it from the other core, returns the
-    fusion-bench figures plus what the server saw per batch."""
+def start_server(tmp, server_args):
+    """A pinned server; a first argument "binary:PATH" runs another build."""
+    binary = None
+    if server_args and server_args[0].startswith("binary:"):
+        binary, server_args = server_args[0][len("binary:"):], server_args[1:]
     server = harness.ServerProcess(extra_args=server_args, log_dir=tmp)
+    if binary:
+        server.args[0] = os.path.abspath(binary)
     server.args = ["taskset", "-c", SERVER_CORE] + server.args
     server.start()
-    try:
-        before = batch_counters(server)
-        path = os.path.join(tmp, f"{name}.json")
-        result = run_json(["taskset", "-c", CLIENT_CORE, BENCH,
-                           f"--target={server.grpc_address}",
-                           f"--duration={seconds}s", "--warmup=3s",
-                           f"--json={path}"] + load_args, path)["runs"][0]
-        after = batch_counters(server)
-        merge_cost = merge_cost_from_log(server)
-    finally:
-        server.stop()
-    # The counters include the warm-up: fine for per-batch means.
+    return server
+
+
+def window(tmp, server, name, load_args, seconds):
+    """Drives `server` from the other core for one window; returns the
+    fusion-bench figures plus what the server saw per batch meanwhile."""
+    before = batch_counters(server)
+    path = os.path.join(tmp, f"{name}.json")
+    result = run_json(["taskset", "-c", CLIENT_CORE, BENCH,
+                       f"--target={server.grpc_address}",
+                       f"--duration={seconds}s", "--warmup=1s",
+                       f"--json={path}"] + load_args, path)["runs"][0]
+    after = batch_counters(server)
+    # The counters include the warm-up second: fine for per-batch means.
     d = {k: after[k] - before[k] for k in after}
     tokens = d["real_tokens"] + d["padded_tokens"]
-    run = {"name": name, "server_args": server_args, "load_args": load_args,
+    run = {"name": name, "load_args": load_args,
            "throughput_rps": result["throughput_rps"],
            "latency_ms": {k: v / 1000 for k, v in result["latency_us"].items()
                           if k != "count"},
@@ -103,7 +113,6 @@ def served(tmp, name, server_args, load_args, seconds):
            "mean_batch_size": d["requests"] / d["batches"] if d["batches"] else None,
            "mean_batch_ms": 1000 * d["batch_seconds"] / d["batches"] if d["batches"] else None,
            "padding_efficiency": d["real_tokens"] / tokens if tokens else None,
-           "merge_cost_tokens": merge_cost,
            "per_request_means": result["server"],
            "client_cpu_cores": result["client"]["cpu_cores"]}
     print(f"  {name:<24} {run['throughput_rps']:8.1f} resp/s  "
@@ -114,10 +123,18 @@ def served(tmp, name, server_args, load_args, seconds):
     return run
 
 
+def throughput(round_result, name):
+    """A round's figure for a setting: 'raw' or a served setting's name."""
+    if name == "raw":
+        return round_result["raw"]["items_per_second"]
+    return round_result["served"][name]["throughput_rps"]
+
+
 def parse_variant(text):
     name, _, flags = text.partition("=")
     if not name or not flags:
-        raise argparse.ArgumentTypeError("--variant wants NAME=--flag[,--flag...]")
+        raise argparse.ArgumentTypeError(
+            "--variant wants NAME=--flag[,--flag...] or NAME=binary:PATH[,--flag...]")
     return name, flags.split(",")
 
 
@@ -125,11 +142,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "batching_cpu.json"))
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=6,
+                        help="measured seconds per window")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--half-windows", type=int, default=4)
     parser.add_argument("--variant", type=parse_variant, action="append",
-                        default=[], help="NAME=--flag,--flag: another served "
-                        "setting measured in every round")
+                        default=[], help="NAME=--flag,... or NAME=binary:PATH,...: "
+                        "another served setting measured in every round")
     args = parser.parse_args()
     if os.cpu_count() < 2:
         sys.exit("needs two CPUs: one for the server, one for the generator")
@@ -138,25 +157,34 @@ def main():
 
     settings = [("batching", []), ("no_batching", ["--max_batch_size=1"])]
     settings += args.variant
-    rounds = []
-    for r in range(args.rounds):
-        print(f"round {r + 1}/{args.rounds}: raw forward (batch 32, 1 thread, "
-              f"core {SERVER_CORE}), then served (fusion-bench on core "
-              f"{CLIENT_CORE})", flush=True)
-        raw = raw_forward(tmp, args.seconds)
-        print(f"  {'raw':<24} {raw['items_per_second']:8.1f} items/s "
-              f"{raw['ms_per_batch']:.2f} ms/batch, padding efficiency "
-              f"{raw['padding_efficiency']:.3f}", flush=True)
-        runs = {name: served(tmp, f"{name}_{r}", flags, CLOSED_LOOP, args.seconds)
-                for name, flags in settings}
-        rounds.append({"raw": raw, "served": runs})
+    servers = {}
+    try:
+        for name, flags in settings:
+            servers[name] = start_server(tmp, flags)
+        merge_cost = merge_cost_from_log(servers["batching"])
+        rounds = []
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}: raw forward (batch 32, 1 thread, "
+                  f"core {SERVER_CORE}), then each server (fusion-bench on core "
+                  f"{CLIENT_CORE})", flush=True)
+            raw = raw_forward(tmp, args.seconds)
+            print(f"  {'raw':<24} {raw['items_per_second']:8.1f} items/s "
+                  f"{raw['ms_per_batch']:.2f} ms/batch, padding efficiency "
+                  f"{raw['padding_efficiency']:.3f}", flush=True)
+            runs = {name: window(tmp, servers[name], f"{name}_{r}", CLOSED_LOOP,
+                                 args.seconds)
+                    for name, _ in settings}
+            rounds.append({"raw": raw, "served": runs})
 
-    median = statistics.median
-    rps = lambda name: [rd["served"][name]["throughput_rps"] for rd in rounds]
-    raw_rate = [rd["raw"]["items_per_second"] for rd in rounds]
-    half_rate = median(rps("batching")) / 2
-    halves = [served(tmp, f"half_saturation_{i}", [], [f"--rate={half_rate:.1f}"],
-                     args.seconds) for i in range(2)]
+        median = statistics.median
+        rps = lambda name: [throughput(rd, name) for rd in rounds]
+        half_rate = median(rps("batching")) / 2
+        halves = [window(tmp, servers["batching"], f"half_saturation_{i}",
+                         [f"--rate={half_rate:.1f}"], args.seconds)
+                  for i in range(args.half_windows)]
+    finally:
+        for server in servers.values():
+            server.stop()
 
     config = harness.load_config(harness.generate_stubs())
     delay_ms = config.batching.max_queue_delay_us / 1000
@@ -166,21 +194,18 @@ def main():
     per_round = lambda fn: [fn(rd) for rd in rounds]
     summary = {
         "rounds": args.rounds,
-        "raw_items_per_s": median(raw_rate),
+        "raw_items_per_s": median([rd["raw"]["items_per_second"] for rd in rounds]),
         "served_batching_rps": median(rps("batching")),
         "served_no_batching_rps": median(rps("no_batching")),
         "batching_over_no_batching": median(per_round(
-            lambda rd: rd["served"]["batching"]["throughput_rps"]
-            / rd["served"]["no_batching"]["throughput_rps"])),
+            lambda rd: throughput(rd, "batching") / throughput(rd, "no_batching"))),
         "served_over_raw": median(per_round(
-            lambda rd: rd["served"]["batching"]["throughput_rps"]
-            / rd["raw"]["items_per_second"])),
+            lambda rd: throughput(rd, "batching") / throughput(rd, "raw"))),
         "mean_batch_size": median(per_round(
             lambda rd: rd["served"]["batching"]["mean_batch_size"])),
         "padding_efficiency": median(per_round(
             lambda rd: rd["served"]["batching"]["padding_efficiency"])),
-        "merge_cost_tokens": median(per_round(
-            lambda rd: rd["served"]["batching"]["merge_cost_tokens"] or 0)),
+        "merge_cost_tokens": merge_cost,
         "half_saturation_rate": half_rate,
         "half_saturation_p99_ms": half_p99,
         "half_saturation_mean_batch_size": median([h["mean_batch_size"] for h in halves]),
@@ -188,11 +213,16 @@ def main():
         "p99_bound": f"max_queue_delay {delay_ms} ms + 3 x mean batch forward "
                      f"{half_batch_ms:.2f} ms at that load",
     }
+    # The spread behind each median ratio: drift shows up here.
+    for key, num, den in (("batching_over_no_batching", "batching", "no_batching"),
+                          ("served_over_raw", "batching", "raw")):
+        ratios = per_round(lambda rd: throughput(rd, num) / throughput(rd, den))
+        summary[f"{key}_min_max"] = [min(ratios), max(ratios)]
+    summary["half_saturation_p99_ms_windows"] = [h["latency_ms"]["p99"] for h in halves]
     for name, _ in args.variant:
         summary[f"{name}_rps"] = median(rps(name))
         summary[f"{name}_over_batching"] = median(per_round(
-            lambda rd: rd["served"][name]["throughput_rps"]
-            / rd["served"]["batching"]["throughput_rps"]))
+            lambda rd: throughput(rd, name) / throughput(rd, "batching")))
     result = {"benchmark": "batching_cpu", "unix_time": int(time.time()),
               "host_cpus": os.cpu_count(), "summary": summary,
               "rounds": rounds, "half_saturation": halves}
