@@ -42,8 +42,8 @@ test-cpp:
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DFUSION_WITH_TORCH=OFF -DCMAKE_CXX_FLAGS=-fsanitize=thread > /dev/null
-	cmake --build $(TSAN_BUILD_DIR) -j $(JOBS) --target batching_test
-	cd $(TSAN_BUILD_DIR) && TSAN_OPTIONS=halt_on_error=1 ctest -L batching --output-on-failure
+	cmake --build $(TSAN_BUILD_DIR) -j $(JOBS) --target batching_test forward_stage_test
+	cd $(TSAN_BUILD_DIR) && TSAN_OPTIONS=halt_on_error=1 ctest -L tsan --output-on-failure
 
 test-python:
 	FUSION_SERVER_BIN=$(abspath $(SERVER)) $(PYTHON) -m pytest tests -q
