@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/golden_inputs.h"
 #include "server/batching/options.h"
 #include "server/batching/task_queue.h"
 #include "server/runtime/bundle_config.h"
@@ -241,12 +242,9 @@ Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
 }
 
 std::vector<int> GoldenLengths(const std::string& bundle) {
-  std::ifstream in(bundle + "/golden.jsonl");
   std::vector<int> lengths;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    lengths.push_back(static_cast<int>(
-        nlohmann::json::parse(line)["token_ids"].size()));
+  for (const auto& input : fusion::bench::ReadGoldenInputs(bundle)) {
+    lengths.push_back(static_cast<int>(input.token_ids.size()));
   }
   return lengths;
 }
@@ -309,6 +307,10 @@ int main(int argc, char** argv) {
   }
 
   const std::vector<int> lengths = GoldenLengths(bundle);
+  if (lengths.empty()) {
+    std::cerr << "no requests in " << bundle << "/golden.jsonl\n";
+    return 1;
+  }
   const absl::Duration overhead =
       absl::Microseconds(absl::GetFlag(FLAGS_overhead_us));
   nlohmann::json runs = nlohmann::json::array();

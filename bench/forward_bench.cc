@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "bench/golden_inputs.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/cpu_budget.h"
 #include "server/runtime/torch_model_runtime.h"
@@ -32,16 +33,8 @@ namespace {
 using fusion::runtime::ScoringInput;
 
 std::vector<ScoringInput> SampleGolden(const std::string& bundle, int count) {
-  std::ifstream in(bundle + "/golden.jsonl");
-  std::vector<ScoringInput> golden;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    auto json = nlohmann::json::parse(line);
-    ScoringInput input;
-    input.token_ids = json["token_ids"].get<std::vector<int32_t>>();
-    input.features = json["feature_vector"].get<std::vector<float>>();
-    golden.push_back(std::move(input));
-  }
+  const std::vector<ScoringInput> golden =
+      fusion::bench::ReadGoldenInputs(bundle);
   std::mt19937 rng(7);
   std::uniform_int_distribution<size_t> pick(0, golden.size() - 1);
   std::vector<ScoringInput> sample;
