@@ -46,7 +46,10 @@ ABSL_FLAG(std::string, load_fractions, "0.5",
           "throughput");
 ABSL_FLAG(std::string, merge_costs, "auto",
           "merge_cost_tokens values; 'auto' is what the server measures");
-ABSL_FLAG(std::string, delays_us, "", "max_queue_delay values (default: config)");
+ABSL_FLAG(std::string, delays_us, "",
+          "max_queue_delay values (default: config)");
+ABSL_FLAG(std::string, max_batch_sizes, "",
+          "max_batch_size values (default: config)");
 ABSL_FLAG(int, requests, 20000, "Requests per simulated run");
 ABSL_FLAG(double, overhead_us, 100, "Per-request CPU outside the forward");
 ABSL_FLAG(std::string, json, "", "Write the results here as JSON");
@@ -65,21 +68,25 @@ class CostTable {
     table.sizes_.push_back(max_batch);
     for (int l = 4; l < max_tokens; l *= 2) table.lengths_.push_back(l);
     table.lengths_.push_back(max_tokens);
-    for (int n : table.sizes_) {
-      for (int l : table.lengths_) {
+    // Repetitions outermost, so that drift during the measurement spreads
+    // over every shape alike; the median per shape counts.
+    const size_t shapes = table.sizes_.size() * table.lengths_.size();
+    std::vector<std::vector<double>> samples(shapes);
+    for (int r = 0; r < 7; ++r) {
+      for (size_t s = 0; s < shapes; ++s) {
         ScoringInput input;
-        input.token_ids.assign(l, 1);
+        input.token_ids.assign(table.lengths_[s % table.lengths_.size()], 1);
         input.features.assign(num_features, 0.0f);
-        const std::vector<const ScoringInput*> batch(n, &input);
-        std::vector<double> seconds;
-        for (int r = 0; r < 5; ++r) {
-          const absl::Time start = absl::Now();
-          if (!runtime.RunBatch(batch).ok()) std::abort();
-          seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
-        }
-        std::sort(seconds.begin(), seconds.end());
-        table.seconds_.push_back(seconds[seconds.size() / 2]);
+        const std::vector<const ScoringInput*> batch(
+            table.sizes_[s / table.lengths_.size()], &input);
+        const absl::Time start = absl::Now();
+        if (!runtime.RunBatch(batch).ok()) std::abort();
+        samples[s].push_back(absl::ToDoubleSeconds(absl::Now() - start));
       }
+    }
+    for (auto& shape : samples) {
+      std::sort(shape.begin(), shape.end());
+      table.seconds_.push_back(shape[shape.size() / 2]);
     }
     return table;
   }
@@ -177,8 +184,8 @@ Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
     while (!sends.empty() && sends.top().first <= now && sent < requests) {
       auto [at, client] = sends.top();
       sends.pop();
-      auto task = std::make_unique<SimTask>(
-          SimTask{lengths[pick(rng)], at, client});
+      auto task =
+          std::make_unique<SimTask>(SimTask{lengths[pick(rng)], at, client});
       if (!queue.Push(task, now).ok()) std::abort();
       ++sent;
       if (client < 0) sends.push({at + absl::Seconds(gap(rng)), -1});
@@ -262,21 +269,23 @@ int main(int argc, char** argv) {
   fusion::runtime::TorchRuntimeOptions runtime_options;
   runtime_options.intra_op_threads = 1;
   runtime_options.interop_threads = 1;
-  auto runtime =
-      fusion::runtime::TorchModelRuntime::Create(bundle, *config, runtime_options);
+  auto runtime = fusion::runtime::TorchModelRuntime::Create(bundle, *config,
+                                                            runtime_options);
   if (!runtime.ok()) {
     std::cerr << runtime.status() << "\n";
     return 1;
   }
   const auto& b = config->batching();
   std::cerr << "measuring forward times over a grid of shapes...\n";
-  const CostTable costs = CostTable::Measure(
-      **runtime, config->features_size(), b.max_batch_size(), config->max_tokens());
+  const CostTable costs =
+      CostTable::Measure(**runtime, config->features_size(), b.max_batch_size(),
+                         config->max_tokens());
   fusion::serving::ForwardCostOptions cost_options;
   cost_options.num_features = config->features_size();
   cost_options.max_tokens = config->max_tokens();
   cost_options.max_batch_size = b.max_batch_size();
-  auto measured = fusion::serving::MeasureMergeCostTokens(**runtime, cost_options);
+  auto measured =
+      fusion::serving::MeasureMergeCostTokens(**runtime, cost_options);
   if (!measured.ok()) {
     std::cerr << measured.status() << "\n";
     return 1;
@@ -299,9 +308,21 @@ int main(int argc, char** argv) {
     delays.push_back(std::stoll(std::string(d)));
   }
   if (delays.empty()) delays.push_back(b.max_queue_delay_us());
+  std::vector<int> max_batch_sizes;
+  for (absl::string_view m : absl::StrSplit(
+           absl::GetFlag(FLAGS_max_batch_sizes), ',', absl::SkipEmpty())) {
+    int size = 0;
+    if (!absl::SimpleAtoi(m, &size) || size < 1 || size > b.max_batch_size()) {
+      std::cerr << "max_batch_sizes must lie in [1, " << b.max_batch_size()
+                << "] (the cost table's range)\n";
+      return 1;
+    }
+    max_batch_sizes.push_back(size);
+  }
+  if (max_batch_sizes.empty()) max_batch_sizes.push_back(b.max_batch_size());
   std::vector<std::pair<std::string, double>> merge_costs;
-  for (absl::string_view m :
-       absl::StrSplit(absl::GetFlag(FLAGS_merge_costs), ',', absl::SkipEmpty())) {
+  for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_merge_costs),
+                                            ',', absl::SkipEmpty())) {
     merge_costs.push_back(
         {std::string(m), m == "auto" ? *measured : std::stod(std::string(m))});
   }
@@ -314,60 +335,66 @@ int main(int argc, char** argv) {
   const absl::Duration overhead =
       absl::Microseconds(absl::GetFlag(FLAGS_overhead_us));
   nlohmann::json runs = nlohmann::json::array();
+  std::cout << "max_batch ";
   std::cout << "merge_cost delay_us load          resp/s  p50 ms  p99 ms  "
                "batch  batch ms  pad eff  busy  p99 bound\n";
-  for (const auto& [cost_name, cost] : merge_costs) {
-    for (int64_t delay : delays) {
-      fusion::batching::BatchSchedulerOptions options;
-      options.max_batch_size = b.max_batch_size();
-      options.max_queue_delay = absl::Microseconds(delay);
-      options.length_bucket_edges.assign(b.length_bucket_edges().begin(),
-                                         b.length_bucket_edges().end());
-      options.priority_levels = b.priority_levels();
-      options.max_queue_size = 1 << 20;
-      options.merge_cost_tokens = cost;
-      std::vector<Load> loads = {
-          {absl::StrCat("closed_", concurrency), 0, concurrency}};
-      for (size_t k = 0; k <= fractions.size(); ++k) {
-        const Load load = loads[k];  // a copy: loads grows below
-        const Result r = Simulate(options, costs, lengths, load,
-                                  absl::GetFlag(FLAGS_requests), overhead);
-        if (k == 0) {
-          for (double f : fractions) {
-            loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
+  for (int max_batch_size : max_batch_sizes) {
+    for (const auto& [cost_name, cost] : merge_costs) {
+      for (int64_t delay : delays) {
+        fusion::batching::BatchSchedulerOptions options;
+        options.max_batch_size = max_batch_size;
+        options.max_queue_delay = absl::Microseconds(delay);
+        options.length_bucket_edges.assign(b.length_bucket_edges().begin(),
+                                           b.length_bucket_edges().end());
+        options.priority_levels = b.priority_levels();
+        options.max_queue_size = 1 << 20;
+        options.merge_cost_tokens = cost;
+        std::vector<Load> loads = {
+            {absl::StrCat("closed_", concurrency), 0, concurrency}};
+        for (size_t k = 0; k <= fractions.size(); ++k) {
+          const Load load = loads[k];  // a copy: loads grows below
+          const Result r = Simulate(options, costs, lengths, load,
+                                    absl::GetFlag(FLAGS_requests), overhead);
+          if (k == 0) {
+            for (double f : fractions) {
+              loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
+            }
           }
+          const double bound_ms =
+              absl::ToDoubleMilliseconds(options.max_queue_delay) +
+              3 * r.mean_batch_ms;
+          std::printf(
+              "%9d %-10s %8lld %-12s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f "
+              "%5.2f %8.2f%s\n",
+              max_batch_size, cost_name.c_str(), static_cast<long long>(delay),
+              load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms, r.mean_batch,
+              r.mean_batch_ms, r.padding_efficiency, r.busy, bound_ms,
+              k > 0 && r.p99_ms <= bound_ms ? " met" : "");
+          runs.push_back({{"max_batch_size", max_batch_size},
+                          {"merge_cost", cost_name},
+                          {"merge_cost_tokens", cost},
+                          {"max_queue_delay_us", delay},
+                          {"load", load.name},
+                          {"throughput_rps", r.throughput},
+                          {"p50_ms", r.p50_ms},
+                          {"p99_ms", r.p99_ms},
+                          {"mean_batch_size", r.mean_batch},
+                          {"mean_batch_ms", r.mean_batch_ms},
+                          {"padding_efficiency", r.padding_efficiency},
+                          {"busy", r.busy},
+                          {"p99_bound_ms", bound_ms}});
         }
-        const double bound_ms =
-            absl::ToDoubleMilliseconds(options.max_queue_delay) +
-            3 * r.mean_batch_ms;
-        std::printf("%-10s %8lld %-12s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f "
-                    "%5.2f %8.2f%s\n",
-                    cost_name.c_str(), static_cast<long long>(delay),
-                    load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms,
-                    r.mean_batch, r.mean_batch_ms, r.padding_efficiency, r.busy,
-                    bound_ms, k > 0 && r.p99_ms <= bound_ms ? " met" : "");
-        runs.push_back({{"merge_cost", cost_name},
-                        {"merge_cost_tokens", cost},
-                        {"max_queue_delay_us", delay},
-                        {"load", load.name},
-                        {"throughput_rps", r.throughput},
-                        {"p50_ms", r.p50_ms},
-                        {"p99_ms", r.p99_ms},
-                        {"mean_batch_size", r.mean_batch},
-                        {"mean_batch_ms", r.mean_batch_ms},
-                        {"padding_efficiency", r.padding_efficiency},
-                        {"busy", r.busy},
-                        {"p99_bound_ms", bound_ms}});
       }
     }
   }
   if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
-    std::ofstream(path) << nlohmann::json{{"measured_merge_cost_tokens", *measured},
-                                          {"overhead_us", absl::GetFlag(FLAGS_overhead_us)},
-                                          {"cost_table", costs.ToJson()},
-                                          {"runs", runs}}
-                               .dump(2)
-                        << "\n";
+    std::ofstream(path)
+        << nlohmann::json{{"measured_merge_cost_tokens", *measured},
+                          {"overhead_us", absl::GetFlag(FLAGS_overhead_us)},
+                          {"cost_table", costs.ToJson()},
+                          {"runs", runs}}
+               .dump(2)
+        << "\n";
   }
   return 0;
 }
