@@ -26,7 +26,8 @@
 //
 // TaskT must provide: int priority() const, int length() const,
 // absl::Time deadline() const and bool cancelled() const. Priority, length and
-// deadline are read once, at Push(); cancelled() whenever a task is checked.
+// deadline are read once, at Push() (length again when batches merge: it
+// must not change); cancelled() whenever a task is checked.
 //
 // Thread-compatible, not thread-safe.
 #ifndef FUSION_SERVER_BATCHING_TASK_QUEUE_H_
