@@ -19,6 +19,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -52,6 +53,9 @@ ABSL_FLAG(std::string, max_batch_sizes, "",
           "max_batch_size values (default: config)");
 ABSL_FLAG(int, requests, 20000, "Requests per simulated run");
 ABSL_FLAG(double, overhead_us, 100, "Per-request CPU outside the forward");
+ABSL_FLAG(int, replay_seconds, 0,
+          "Also compute each setting's closed-loop batches for real, this "
+          "long, alternating with the raw ceiling's batches (0: off)");
 ABSL_FLAG(std::string, json, "", "Write the results here as JSON");
 
 namespace {
@@ -154,9 +158,11 @@ struct Result {
   double mean_batch_ms = 0, padding_efficiency = 0, busy = 0;
 };
 
+// `batch_lengths`, if given, receives the lengths of each counted batch.
 Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
                 const CostTable& costs, const std::vector<int>& lengths,
-                const Load& load, int requests, absl::Duration overhead) {
+                const Load& load, int requests, absl::Duration overhead,
+                std::vector<std::vector<int>>* batch_lengths = nullptr) {
   using Queue = fusion::batching::TaskQueue<SimTask>;
   Queue queue(options);
   std::mt19937 rng(11);  // the same arrivals for every policy
@@ -212,6 +218,11 @@ Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
           if (t->client >= 0) sends.push({free_at, t->client});
         }
         if (done > warmup) {
+          if (batch_lengths != nullptr) {
+            batch_lengths->emplace_back();
+            for (const auto& t : batch)
+              batch_lengths->back().push_back(t->tokens);
+          }
           ++batches;
           batched += batch.size();
           real += tokens;
@@ -248,12 +259,42 @@ Result Simulate(const fusion::batching::BatchSchedulerOptions& options,
   return r;
 }
 
-std::vector<int> GoldenLengths(const std::string& bundle) {
-  std::vector<int> lengths;
-  for (const auto& input : fusion::bench::ReadGoldenInputs(bundle)) {
-    lengths.push_back(static_cast<int>(input.token_ids.size()));
+// The batches a policy formed, computed for real, alternating with the raw
+// ceiling's length-sorted batches of 32: their forward throughputs measured
+// side by side in one process, so drift hits both alike.
+struct Replay {
+  double served_items_per_s = 0;
+  double raw_items_per_s = 0;
+};
+Replay ReplayAgainstRaw(
+    fusion::runtime::ModelRuntime& runtime,
+    const std::vector<std::vector<int>>& served_batches,
+    const std::vector<std::vector<const ScoringInput*>>& raw_batches,
+    const std::vector<ScoringInput>& golden, absl::Duration budget) {
+  std::map<int, const ScoringInput*> by_length;
+  for (const ScoringInput& in : golden) {
+    by_length.emplace(static_cast<int>(in.token_ids.size()), &in);
   }
-  return lengths;
+  absl::Duration served_time, raw_time;
+  int64_t served_items = 0, raw_items = 0;
+  auto timed = [&runtime](const std::vector<const ScoringInput*>& batch) {
+    const absl::Time start = absl::Now();
+    if (!runtime.RunBatch(batch).ok()) std::abort();
+    return absl::Now() - start;
+  };
+  for (size_t i = 0; served_time + raw_time < budget; ++i) {
+    std::vector<const ScoringInput*> served;
+    for (int length : served_batches[i % served_batches.size()]) {
+      served.push_back(by_length.at(length));
+    }
+    served_time += timed(served);
+    served_items += static_cast<int64_t>(served.size());
+    const auto& raw = raw_batches[i % raw_batches.size()];
+    raw_time += timed(raw);
+    raw_items += static_cast<int64_t>(raw.size());
+  }
+  return {served_items / absl::ToDoubleSeconds(served_time),
+          raw_items / absl::ToDoubleSeconds(raw_time)};
 }
 
 }  // namespace
@@ -327,7 +368,17 @@ int main(int argc, char** argv) {
         {std::string(m), m == "auto" ? *measured : std::stod(std::string(m))});
   }
 
-  const std::vector<int> lengths = GoldenLengths(bundle);
+  const std::vector<ScoringInput> golden =
+      fusion::bench::ReadGoldenInputs(bundle);
+  std::vector<int> lengths;
+  for (const auto& input : golden) {
+    lengths.push_back(static_cast<int>(input.token_ids.size()));
+  }
+  std::vector<ScoringInput> raw_sample;
+  const auto raw_batches =
+      fusion::bench::SortedBatches(golden, 4096, 32, raw_sample);
+  const absl::Duration replay =
+      absl::Seconds(absl::GetFlag(FLAGS_replay_seconds));
   if (lengths.empty()) {
     std::cerr << "no requests in " << bundle << "/golden.jsonl\n";
     return 1;
@@ -353,8 +404,25 @@ int main(int argc, char** argv) {
             {absl::StrCat("closed_", concurrency), 0, concurrency}};
         for (size_t k = 0; k <= fractions.size(); ++k) {
           const Load load = loads[k];  // a copy: loads grows below
-          const Result r = Simulate(options, costs, lengths, load,
-                                    absl::GetFlag(FLAGS_requests), overhead);
+          std::vector<std::vector<int>> closed_batches;
+          const Result r =
+              Simulate(options, costs, lengths, load,
+                       absl::GetFlag(FLAGS_requests), overhead,
+                       k == 0 && replay > absl::ZeroDuration() ? &closed_batches
+                                                               : nullptr);
+          nlohmann::json replayed;
+          if (!closed_batches.empty()) {
+            const Replay rp = ReplayAgainstRaw(**runtime, closed_batches,
+                                               raw_batches, golden, replay);
+            std::printf(
+                "%9s replayed for real: policy's batches %.1f items/s, "
+                "raw ceiling %.1f items/s, ratio %.3f\n",
+                "", rp.served_items_per_s, rp.raw_items_per_s,
+                rp.served_items_per_s / rp.raw_items_per_s);
+            replayed = {{"policy_items_per_s", rp.served_items_per_s},
+                        {"raw_items_per_s", rp.raw_items_per_s},
+                        {"ratio", rp.served_items_per_s / rp.raw_items_per_s}};
+          }
           if (k == 0) {
             for (double f : fractions) {
               loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
@@ -372,6 +440,7 @@ int main(int argc, char** argv) {
               k > 0 && r.p99_ms <= bound_ms ? " met" : "");
           runs.push_back({{"max_batch_size", max_batch_size},
                           {"merge_cost", cost_name},
+                          {"replayed_forward", replayed},
                           {"merge_cost_tokens", cost},
                           {"max_queue_delay_us", delay},
                           {"load", load.name},

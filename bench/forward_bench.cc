@@ -2,12 +2,10 @@
 // throughput is compared with. Requests are drawn from golden.jsonl (the
 // same inputs fusion-bench sends), sorted by length and cut into batches so
 // padding is near zero. Prints a line per setting and writes JSON.
-#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -28,25 +26,7 @@ ABSL_FLAG(double, seconds, 5, "Measured time per setting");
 ABSL_FLAG(int, requests, 4096, "Requests sampled from golden.jsonl");
 ABSL_FLAG(std::string, json, "", "Write the figures here as JSON");
 
-namespace {
-
 using fusion::runtime::ScoringInput;
-
-std::vector<ScoringInput> SampleGolden(const std::string& bundle, int count) {
-  const std::vector<ScoringInput> golden =
-      fusion::bench::ReadGoldenInputs(bundle);
-  std::mt19937 rng(7);
-  std::uniform_int_distribution<size_t> pick(0, golden.size() - 1);
-  std::vector<ScoringInput> sample;
-  for (int i = 0; i < count; ++i) sample.push_back(golden[pick(rng)]);
-  // Length-sorted, so consecutive batches pad very little.
-  std::sort(sample.begin(), sample.end(), [](const auto& a, const auto& b) {
-    return a.token_ids.size() < b.token_ids.size();
-  });
-  return sample;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -57,17 +37,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int batch_size = absl::GetFlag(FLAGS_batch_size);
-  const auto sample = SampleGolden(bundle, absl::GetFlag(FLAGS_requests));
-  std::vector<std::vector<const ScoringInput*>> batches;
+  std::vector<ScoringInput> sample;
+  const auto batches = fusion::bench::SortedBatches(
+      fusion::bench::ReadGoldenInputs(bundle), absl::GetFlag(FLAGS_requests),
+      batch_size, sample);
   int64_t real = 0, computed = 0;
-  for (size_t start = 0; start + batch_size <= sample.size(); start += batch_size) {
-    std::vector<const ScoringInput*> batch;
-    for (int i = 0; i < batch_size; ++i) {
-      batch.push_back(&sample[start + i]);
-      real += sample[start + i].token_ids.size();
-    }
-    computed += batch.back()->token_ids.size() * batch_size;
-    batches.push_back(std::move(batch));
+  for (const auto& batch : batches) {
+    for (const ScoringInput* in : batch) real += in->token_ids.size();
+    computed += batch.back()->token_ids.size() * batch.size();
   }
 
   nlohmann::json results = nlohmann::json::array();

@@ -3,8 +3,10 @@
 #ifndef FUSION_BENCH_GOLDEN_INPUTS_H_
 #define FUSION_BENCH_GOLDEN_INPUTS_H_
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,30 @@ inline std::vector<runtime::ScoringInput> ReadGoldenInputs(
     golden.push_back(std::move(input));
   }
   return golden;
+}
+
+// `count` requests drawn from `golden` (fixed seed), sorted by length, then
+// cut into batches of `batch_size` that pad very little: the in-process
+// ceiling the served throughput is compared with. The batches point into
+// `sample`, which the caller keeps.
+inline std::vector<std::vector<const runtime::ScoringInput*>> SortedBatches(
+    const std::vector<runtime::ScoringInput>& golden, int count,
+    int batch_size, std::vector<runtime::ScoringInput>& sample) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<size_t> pick(0, golden.size() - 1);
+  sample.clear();
+  for (int i = 0; i < count; ++i) sample.push_back(golden[pick(rng)]);
+  std::sort(sample.begin(), sample.end(), [](const auto& a, const auto& b) {
+    return a.token_ids.size() < b.token_ids.size();
+  });
+  std::vector<std::vector<const runtime::ScoringInput*>> batches;
+  for (size_t start = 0; start + batch_size <= sample.size();
+       start += batch_size) {
+    std::vector<const runtime::ScoringInput*> batch;
+    for (int i = 0; i < batch_size; ++i) batch.push_back(&sample[start + i]);
+    batches.push_back(std::move(batch));
+  }
+  return batches;
 }
 
 }  // namespace fusion::bench
