@@ -1,4 +1,5 @@
 // fusion-server: flags and wiring only.
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 
@@ -85,6 +86,12 @@ int main(int argc, char** argv) {
   options.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.batching.instance_count = absl::GetFlag(FLAGS_instance_count);
   options.batching.merge_cost_tokens = absl::GetFlag(FLAGS_merge_cost_tokens);
+  if (const double cost = options.batching.merge_cost_tokens;
+      cost != -1 && !(cost >= 0 && std::isfinite(cost))) {
+    fusion::Log(fusion::LogLevel::kError,
+                "--merge_cost_tokens must be finite and >= 0 (or -1: keep)");
+    return EXIT_FAILURE;
+  }
   if (const std::string pipelining = absl::GetFlag(FLAGS_pipelining);
       !pipelining.empty()) {
     fusion::v1::BatchingConfig::Pipelining value;

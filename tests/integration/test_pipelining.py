@@ -76,10 +76,14 @@ def test_merge_cost_is_measured_at_load_unless_given(stubs, tmp_path):
             assert not measured, "a set merge_cost_tokens must not be measured"
 
 
-def test_a_bad_pipelining_flag_stops_the_server_with_a_message(tmp_path):
-    server = harness.ServerProcess(log_dir=str(tmp_path),
-                                   extra_args=["--pipelining=sometimes"])
+@pytest.mark.parametrize("flag,message", [
+    ("--pipelining=sometimes", "--pipelining must be auto, on or off"),
+    ("--merge_cost_tokens=-5", "--merge_cost_tokens must be finite and >= 0"),
+    ("--merge_cost_tokens=inf", "--merge_cost_tokens must be finite and >= 0"),
+])
+def test_a_bad_flag_stops_the_server_with_a_message(tmp_path, flag, message):
+    server = harness.ServerProcess(log_dir=str(tmp_path), extra_args=[flag])
     result = subprocess.run(server.args, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0
-    assert "--pipelining must be auto, on or off" in result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
