@@ -72,26 +72,17 @@ class CostTable {
     table.sizes_.push_back(max_batch);
     for (int l = 4; l < max_tokens; l *= 2) table.lengths_.push_back(l);
     table.lengths_.push_back(max_tokens);
-    // Repetitions outermost, so that drift during the measurement spreads
-    // over every shape alike; the median per shape counts.
-    const size_t shapes = table.sizes_.size() * table.lengths_.size();
-    std::vector<std::vector<double>> samples(shapes);
-    for (int r = 0; r < 7; ++r) {
-      for (size_t s = 0; s < shapes; ++s) {
-        ScoringInput input;
-        input.token_ids.assign(table.lengths_[s % table.lengths_.size()], 1);
-        input.features.assign(num_features, 0.0f);
-        const std::vector<const ScoringInput*> batch(
-            table.sizes_[s / table.lengths_.size()], &input);
-        const absl::Time start = absl::Now();
-        if (!runtime.RunBatch(batch).ok()) std::abort();
-        samples[s].push_back(absl::ToDoubleSeconds(absl::Now() - start));
-      }
+    std::vector<fusion::serving::BatchShape> shapes;
+    for (int n : table.sizes_) {
+      for (int l : table.lengths_) shapes.push_back({n, l});
     }
-    for (auto& shape : samples) {
-      std::sort(shape.begin(), shape.end());
-      table.seconds_.push_back(shape[shape.size() / 2]);
+    auto seconds =
+        fusion::serving::MedianForwardSeconds(runtime, num_features, shapes, 7);
+    if (!seconds.ok()) {
+      std::cerr << seconds.status() << "\n";
+      std::abort();
     }
+    table.seconds_ = std::move(*seconds);  // [size][length]
     return table;
   }
 

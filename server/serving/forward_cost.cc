@@ -6,16 +6,33 @@
 #include "absl/time/clock.h"
 
 namespace fusion::serving {
-namespace {
 
-using runtime::ScoringInput;
-
-double Median(std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+absl::StatusOr<std::vector<double>> MedianForwardSeconds(
+    runtime::ModelRuntime& runtime, int num_features,
+    const std::vector<BatchShape>& shapes, int repetitions) {
+  std::vector<runtime::ScoringInput> inputs(shapes.size());
+  std::vector<std::vector<const runtime::ScoringInput*>> batches;
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    inputs[s].token_ids.assign(shapes[s].tokens, 1);
+    inputs[s].features.assign(num_features, 0.0f);
+    batches.emplace_back(shapes[s].batch, &inputs[s]);
+  }
+  std::vector<std::vector<double>> samples(shapes.size());
+  for (int r = 0; r < std::max(1, repetitions); ++r) {
+    for (size_t s = 0; s < shapes.size(); ++s) {
+      const absl::Time start = absl::Now();
+      auto outputs = runtime.RunBatch(batches[s]);
+      if (!outputs.ok()) return outputs.status();
+      samples[s].push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    }
+  }
+  std::vector<double> medians;
+  for (auto& shape : samples) {
+    std::sort(shape.begin(), shape.end());
+    medians.push_back(shape[shape.size() / 2]);
+  }
+  return medians;
 }
-
-}  // namespace
 
 absl::StatusOr<double> MeasureMergeCostTokens(
     runtime::ModelRuntime& runtime, const ForwardCostOptions& options) {
@@ -27,29 +44,16 @@ absl::StatusOr<double> MeasureMergeCostTokens(
       static_cast<double>(options.max_batch_size) * options.max_tokens;
   if (long_len <= short_len) return upper;  // no length to compare
 
-  ScoringInput short_input, long_input;
-  short_input.token_ids.assign(short_len, 1);
-  long_input.token_ids.assign(long_len, 1);
-  short_input.features.assign(options.num_features, 0.0f);
-  long_input.features = short_input.features;
-  const std::vector<const ScoringInput*> one = {&short_input};
-  const std::vector<const ScoringInput*> many_short(batch, &short_input);
-  const std::vector<const ScoringInput*> many_long(batch, &long_input);
-  const std::vector<const ScoringInput*>* shapes[] = {&one, &many_short,
-                                                      &many_long};
-  std::vector<double> seconds[3];
-  for (int r = 0; r < std::max(1, options.repetitions); ++r) {
-    for (int s = 0; s < 3; ++s) {
-      const absl::Time start = absl::Now();
-      auto outputs = runtime.RunBatch(*shapes[s]);
-      if (!outputs.ok()) return outputs.status();
-      seconds[s].push_back(absl::ToDoubleSeconds(absl::Now() - start));
-    }
-  }
-  const double t_one = Median(seconds[0]);
-  const double t_short = Median(seconds[1]);
-  const double t_long = Median(seconds[2]);
-  const double per_token = (t_long - t_short) / (batch * (long_len - short_len));
+  auto seconds = MedianForwardSeconds(
+      runtime, options.num_features,
+      {{1, short_len}, {batch, short_len}, {batch, long_len}},
+      options.repetitions);
+  if (!seconds.ok()) return seconds.status();
+  const double t_one = (*seconds)[0];
+  const double t_short = (*seconds)[1];
+  const double t_long = (*seconds)[2];
+  const double per_token =
+      (t_long - t_short) / (batch * (long_len - short_len));
   if (per_token <= 0) return upper;
   const double per_request = (t_short - t_one) / (batch - 1);
   const double fixed = t_one - per_request;

@@ -10,16 +10,31 @@
 #ifndef FUSION_SERVER_SERVING_FORWARD_COST_H_
 #define FUSION_SERVER_SERVING_FORWARD_COST_H_
 
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "server/runtime/model_runtime.h"
 
 namespace fusion::serving {
 
+// A synthetic batch: `batch` copies of one input `tokens` long.
+struct BatchShape {
+  int batch = 1;
+  int tokens = 1;
+};
+
+// The median seconds of a forward of each shape over `repetitions` rounds,
+// repetitions outermost, so that drift during the measurement hits every
+// shape alike. Errors: the runtime's own, if a forward fails.
+absl::StatusOr<std::vector<double>> MedianForwardSeconds(
+    runtime::ModelRuntime& runtime, int num_features,
+    const std::vector<BatchShape>& shapes, int repetitions);
+
 struct ForwardCostOptions {
-  int num_features = 1;    // the model's feature count
-  int max_tokens = 128;    // the longest input the model accepts
+  int num_features = 1;  // the model's feature count
+  int max_tokens = 128;  // the longest input the model accepts
   int max_batch_size = 64;
-  int repetitions = 7;     // per shape; the median counts
+  int repetitions = 7;  // per shape; the median counts
 };
 
 // Runs 3 x repetitions forwards (shapes interleaved, so drift hits all
@@ -27,8 +42,8 @@ struct ForwardCostOptions {
 // [0, max_batch_size x max_tokens]; the upper end when padding measures as
 // free. 0 when max_batch_size is 1 (nothing to merge). Errors: the
 // runtime's own, if a forward fails.
-absl::StatusOr<double> MeasureMergeCostTokens(runtime::ModelRuntime& runtime,
-                                              const ForwardCostOptions& options);
+absl::StatusOr<double> MeasureMergeCostTokens(
+    runtime::ModelRuntime& runtime, const ForwardCostOptions& options);
 
 }  // namespace fusion::serving
 
