@@ -1,6 +1,8 @@
 """Score against the bundle's golden outputs (model/export.py wrote them)."""
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import harness
 
 TOL = 1e-4
@@ -90,23 +92,16 @@ def test_golden_per_head(stubs, pb, stub, golden, model_config, feature_names):
     _assert_all(errs, len(golden))
 
 
-def test_golden_mean(stubs, pb, stub, golden, model_config, feature_names):
+@pytest.mark.parametrize("mode", ["ATTENTION_MEAN", "ATTENTION_NONE"])
+def test_golden_other_attention_modes(stubs, pb, stub, golden, model_config,
+                                      feature_names, mode):
+    attention = getattr(pb, mode)
     errs = []
     for g in golden:
-        req = harness.request_from_golden(stubs, g, attention=pb.ATTENTION_MEAN)
+        req = harness.request_from_golden(stubs, g, attention=attention)
         resp = stub.Score(req, timeout=RPC_TIMEOUT_S)
         errs += _check(resp, g, pb=pb, model_config=model_config, feature_names=feature_names,
-                       attention=pb.ATTENTION_MEAN)
-    _assert_all(errs, len(golden))
-
-
-def test_golden_attention_none(stubs, pb, stub, golden, model_config, feature_names):
-    errs = []
-    for g in golden:
-        req = harness.request_from_golden(stubs, g, attention=pb.ATTENTION_NONE)
-        resp = stub.Score(req, timeout=RPC_TIMEOUT_S)
-        errs += _check(resp, g, pb=pb, model_config=model_config, feature_names=feature_names,
-                       attention=pb.ATTENTION_NONE)
+                       attention=attention)
     _assert_all(errs, len(golden))
 
 
