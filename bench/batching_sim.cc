@@ -36,6 +36,7 @@
 #include "bench/golden_inputs.h"
 #include "server/batching/options.h"
 #include "server/batching/task_queue.h"
+#include "server/runtime/blas_kernels.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/forward_cost.h"
@@ -295,6 +296,7 @@ Replay ReplayAgainstRaw(
 }  // namespace
 
 int main(int argc, char** argv) {
+  fusion::runtime::RestartForBetterBlasKernels(argv);
   absl::ParseCommandLine(argc, argv);
   const std::string bundle = absl::GetFlag(FLAGS_bundle);
   auto config = fusion::runtime::LoadBundleConfig(bundle);

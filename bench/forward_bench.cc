@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "bench/golden_inputs.h"
+#include "server/runtime/blas_kernels.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/cpu_budget.h"
 #include "server/runtime/torch_model_runtime.h"
@@ -29,6 +30,7 @@ ABSL_FLAG(std::string, json, "", "Write the figures here as JSON");
 using fusion::runtime::ScoringInput;
 
 int main(int argc, char** argv) {
+  fusion::runtime::RestartForBetterBlasKernels(argv);
   absl::ParseCommandLine(argc, argv);
   const std::string bundle = absl::GetFlag(FLAGS_bundle);
   auto config = fusion::runtime::LoadBundleConfig(bundle);

@@ -15,8 +15,9 @@ within a round (the ratios), and the summary holds medians over rounds.
    at concurrency 64;
 3. served, batching off (--max_batch_size=1), same load;
 4. optionally, more served settings, same load: --variant NAME=--flag,...
-   (flags added to the bundle's config) or NAME=binary:PATH[,--flag...]
-   (another build of fusion-server, e.g. the previous commit's).
+   (flags added to the bundle's config), led by binary:PATH (another build
+   of fusion-server, e.g. the previous commit's) or env:KEY=VALUE (e.g.
+   env:OPENBLAS_CORETYPE=Prescott, the kernels OpenBLAS falls back to).
 Then, open loop at half of the median (2): p99 against max_queue_delay + 3 x
 the mean forward time of a batch at that load.
 Needs build/bench/forward_bench, build/server/fusion-server and
@@ -80,11 +81,17 @@ def merge_cost_from_log(server):
 
 
 def start_server(tmp, server_args):
-    """A pinned server; a first argument "binary:PATH" runs another build."""
-    binary = None
-    if server_args and server_args[0].startswith("binary:"):
-        binary, server_args = server_args[0][len("binary:"):], server_args[1:]
-    server = harness.ServerProcess(extra_args=server_args, log_dir=tmp)
+    """A pinned server; leading arguments "binary:PATH" run another build and
+    "env:KEY=VALUE" set its environment."""
+    binary, env = None, {}
+    while server_args and server_args[0].startswith(("binary:", "env:")):
+        kind, _, value = server_args[0].partition(":")
+        if kind == "binary":
+            binary = value
+        else:
+            key, _, env[key] = value.partition("=")
+        server_args = server_args[1:]
+    server = harness.ServerProcess(extra_args=server_args, log_dir=tmp, env=env)
     if binary:
         server.args[0] = os.path.abspath(binary)
     server.args = ["taskset", "-c", SERVER_CORE] + server.args
@@ -134,7 +141,7 @@ def parse_variant(text):
     name, _, flags = text.partition("=")
     if not name or not flags:
         raise argparse.ArgumentTypeError(
-            "--variant wants NAME=--flag[,--flag...] or NAME=binary:PATH[,--flag...]")
+            "--variant wants NAME=[binary:PATH,][env:KEY=VALUE,]--flag,...")
     return name, flags.split(",")
 
 
@@ -147,7 +154,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--half-windows", type=int, default=4)
     parser.add_argument("--variant", type=parse_variant, action="append",
-                        default=[], help="NAME=--flag,... or NAME=binary:PATH,...: "
+                        default=[], help="NAME=[binary:PATH,][env:KEY=VALUE,]--flag,...: "
                         "another served setting measured in every round")
     args = parser.parse_args()
     if os.cpu_count() < 2:

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "server/common/log.h"
+#include "server/runtime/blas_kernels.h"
 #include "server/server_app.h"
 
 ABSL_FLAG(std::string, model_repository, "models",
@@ -57,6 +58,7 @@ bool IsServerFlagFile(absl::string_view file) {
 }
 
 int main(int argc, char** argv) {
+  fusion::runtime::RestartForBetterBlasKernels(argv);
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = IsServerFlagFile;
   usage.contains_helpshort_flags = IsServerFlagFile;

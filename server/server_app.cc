@@ -16,6 +16,7 @@
 #include "server/common/log.h"
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
+#include "server/runtime/blas_kernels.h"
 #include "server/runtime/cpu_budget.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/serving_state.h"
@@ -25,6 +26,11 @@ namespace {
 
 constexpr char kServiceName[] = "fusion.v1.ScoringService";
 constexpr std::chrono::milliseconds kFlushGrace{300};
+
+// The OpenBLAS kernels this process runs, for the log and build_info.
+std::string BlasKernels() {
+  return runtime::LoadedOpenBlasCore().value_or("none");
+}
 
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
@@ -109,7 +115,8 @@ absl::Status RunServer(const ServerAppOptions& options) {
     Log(LogLevel::kInfo, config.name(), "/", config.version(), ": ",
         config.batching().instance_count(), " executor(s) x ",
         (*created)->intra_op_threads(), " intra-op thread(s) on ",
-        (*created)->device(), "; usable CPUs: ", runtime::UsableCpuCount());
+        (*created)->device(), "; usable CPUs: ", runtime::UsableCpuCount(),
+        "; OpenBLAS kernels: ", BlasKernels());
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
   if (options.metrics) {
@@ -128,7 +135,8 @@ absl::Status RunServer(const ServerAppOptions& options) {
   const serving::Servable& default_servable =
       **(*registry)->Find(options.default_model, "");
   metrics.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
-                        runtime::TorchVersion(), default_servable.device()});
+                        runtime::TorchVersion(), default_servable.device(),
+                        BlasKernels()});
 
   api::ScoringServiceImpl scoring(&state, [&metrics](absl::StatusCode code) {
     metrics.RecordUnroutedRequest(code);

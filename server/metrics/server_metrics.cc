@@ -190,7 +190,8 @@ void ServerMetrics::SetBuildInfo(const BuildInfo& build) {
       .Add({{"version", build.version},
             {"git_sha", build.git_sha},
             {"torch_version", build.torch_version},
-            {"device", build.device}})
+            {"device", build.device},
+            {"blas_kernels", build.blas_kernels}})
       .Set(1);
 }
 

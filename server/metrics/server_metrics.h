@@ -28,6 +28,7 @@ struct BuildInfo {
   std::string git_sha;
   std::string torch_version;
   std::string device;
+  std::string blas_kernels;  // OpenBLAS core type, or "none"
 };
 
 class ServerMetrics {

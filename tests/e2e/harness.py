@@ -249,7 +249,8 @@ class ServerProcess:
     """One fusion-server process on free ports, its log in a file."""
 
     def __init__(self, extra_args: Optional[List[str]] = None, log_dir: Optional[str] = None,
-                 model_repository: str = MODEL_REPOSITORY):
+                 model_repository: str = MODEL_REPOSITORY,
+                 env: Optional[Dict[str, Optional[str]]] = None):
         self.binary = server_binary()
         self.grpc_port = free_port()
         self.http_port = free_port()
@@ -263,6 +264,8 @@ class ServerProcess:
                      "--log_level=info"] + list(extra_args or [])
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="fusion-e2e-server-")
         self.log_path = os.path.join(self.log_dir, f"server-{self.grpc_port}.log")
+        # Changes to this process's environment; None removes a variable.
+        self.env_changes = dict(env or {})
         self.proc: Optional[subprocess.Popen] = None
         self.ready_after_s: Optional[float] = None
 
@@ -287,6 +290,11 @@ class ServerProcess:
         if not os.path.isdir(bundle_dir()):
             raise HarnessError(f"model bundle not found: {bundle_dir()}")
         env = dict(os.environ)
+        for key, value in self.env_changes.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         log = open(self.log_path, "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,

@@ -1,0 +1,62 @@
+"""OpenBLAS's kernel choice through the real server: on a CPU that the
+installed OpenBLAS does not know, it falls back to its generic Prescott
+kernels; the server restarts itself with the widest kernels the CPU runs,
+says so in its log and in fusion_build_info, and keeps a choice the user
+made with OPENBLAS_CORETYPE."""
+import re
+
+import pytest
+
+import harness
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def blas_kernels_label(server):
+    for key in harness.scrape_metrics(server):
+        if key.startswith("fusion_build_info{"):
+            match = re.search(r'blas_kernels="([^"]*)"', key)
+            assert match, key
+            return match.group(1)
+    raise AssertionError("no fusion_build_info in /metrics")
+
+
+def started(tmp_path, env):
+    return harness.ServerProcess(log_dir=str(tmp_path), env=env).start()
+
+
+def test_never_runs_the_generic_kernels_on_an_avx2_cpu(tmp_path):
+    if not {"avx2", "fma"} <= cpu_flags():
+        pytest.skip("this CPU runs no OpenBLAS kernels wider than Prescott's")
+    server = started(tmp_path, {"OPENBLAS_CORETYPE": None})
+    try:
+        kernels = blas_kernels_label(server)
+        log = server.log_tail(200)
+    finally:
+        server.stop()
+    assert kernels not in ("Prescott", "none"), log
+    assert f"OpenBLAS kernels: {kernels}" in log
+    restarted = re.search(r"restarting with OPENBLAS_CORETYPE=(\w+)", log)
+    if restarted:  # this OpenBLAS did not know the CPU
+        assert restarted.group(1) == kernels
+        assert log.count("restarting with") == 1, log
+
+
+def test_keeps_the_kernels_the_user_chose(tmp_path):
+    # Prescott too: an explicit choice is the user's, however slow.
+    choices = ["Prescott"] + (["Haswell"] if {"avx2", "fma"} <= cpu_flags() else [])
+    for chosen in choices:
+        server = started(tmp_path, {"OPENBLAS_CORETYPE": chosen})
+        try:
+            kernels = blas_kernels_label(server)
+            log = server.log_tail(200)
+        finally:
+            server.stop()
+        assert kernels == chosen, log
+        assert "restarting with" not in log
