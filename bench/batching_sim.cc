@@ -31,6 +31,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/golden_inputs.h"
@@ -52,6 +53,9 @@ ABSL_FLAG(std::string, delays_us, "",
           "max_queue_delay values (default: config)");
 ABSL_FLAG(std::string, max_batch_sizes, "",
           "max_batch_size values (default: config)");
+ABSL_FLAG(std::string, bucket_edges, "",
+          "length_bucket_edges sets, ';' between sets, '/' within one, e.g. "
+          "'16/32/64/128;8/16/32/64/128' (default: config)");
 ABSL_FLAG(int, requests, 20000, "Requests per simulated run");
 ABSL_FLAG(double, overhead_us, 100, "Per-request CPU outside the forward");
 ABSL_FLAG(int, replay_seconds, 0,
@@ -260,6 +264,14 @@ struct Replay {
   double raw_items_per_s = 0;
   double unbatched_items_per_s = 0;
 };
+// 0 .. n-1 in a fixed random order.
+std::vector<size_t> ShuffledIndices(size_t n) {
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(11));
+  return order;
+}
+
 Replay ReplayAgainstRaw(
     fusion::runtime::ModelRuntime& runtime,
     const std::vector<std::vector<int>>& policy_batches,
@@ -281,13 +293,19 @@ Replay ReplayAgainstRaw(
     tally.time += absl::Now() - start;
     tally.items += static_cast<int64_t>(batch.size());
   };
+  // Both lists in a fixed random order: the budget may end before either is
+  // through, and in their own order a prefix is biased (the raw batches are
+  // sorted by length, the policy's start with the queue filling up).
+  const std::vector<size_t> policy_order =
+      ShuffledIndices(policy_batches.size());
+  const std::vector<size_t> raw_order = ShuffledIndices(raw_batches.size());
   for (size_t i = 0; policy.time + raw.time + unbatched.time < budget; ++i) {
     std::vector<const ScoringInput*> batch;
-    for (int length : policy_batches[i % policy_batches.size()]) {
+    for (int length : policy_batches[policy_order[i % policy_order.size()]]) {
       batch.push_back(by_length.at(length));
     }
     run(batch, policy);
-    run(raw_batches[i % raw_batches.size()], raw);
+    run(raw_batches[raw_order[i % raw_order.size()]], raw);
     for (const ScoringInput* in : batch) run({in}, unbatched);
   }
   return {policy.rate(), raw.rate(), unbatched.rate()};
@@ -365,6 +383,54 @@ int main(int argc, char** argv) {
         {std::string(m), m == "auto" ? *measured : std::stod(std::string(m))});
   }
 
+  std::vector<std::vector<int>> edge_sets;
+  for (absl::string_view set : absl::StrSplit(absl::GetFlag(FLAGS_bucket_edges),
+                                              ';', absl::SkipEmpty())) {
+    std::vector<int> edges;
+    for (absl::string_view e : absl::StrSplit(set, '/', absl::SkipEmpty())) {
+      int edge = 0;
+      if (!absl::SimpleAtoi(e, &edge)) {
+        std::cerr << "bad bucket edge " << e << "\n";
+        return 1;
+      }
+      edges.push_back(edge);
+    }
+    edge_sets.push_back(std::move(edges));
+  }
+  if (edge_sets.empty()) {
+    edge_sets.emplace_back(b.length_bucket_edges().begin(),
+                           b.length_bucket_edges().end());
+  }
+
+  // Every combination of the settings asked for.
+  struct Setting {
+    fusion::batching::BatchSchedulerOptions options;
+    std::string merge_cost_name;
+  };
+  std::vector<Setting> settings;
+  for (int max_batch_size : max_batch_sizes) {
+    for (const auto& [cost_name, cost] : merge_costs) {
+      for (int64_t delay : delays) {
+        for (const auto& edges : edge_sets) {
+          Setting setting{{}, cost_name};
+          auto& options = setting.options;
+          options.max_batch_size = max_batch_size;
+          options.max_queue_delay = absl::Microseconds(delay);
+          options.length_bucket_edges = edges;
+          options.priority_levels = b.priority_levels();
+          options.max_queue_size = 1 << 20;
+          options.merge_cost_tokens = cost;
+          if (absl::Status valid = fusion::batching::ValidateOptions(options);
+              !valid.ok()) {
+            std::cerr << valid << "\n";
+            return 1;
+          }
+          settings.push_back(std::move(setting));
+        }
+      }
+    }
+  }
+
   const std::vector<ScoringInput> golden =
       fusion::bench::ReadGoldenInputs(bundle);
   std::vector<int> lengths;
@@ -385,77 +451,71 @@ int main(int argc, char** argv) {
   nlohmann::json runs = nlohmann::json::array();
   std::cout << "max_batch ";
   std::cout << "merge_cost delay_us load          resp/s  p50 ms  p99 ms  "
-               "batch  batch ms  pad eff  busy  p99 bound\n";
-  for (int max_batch_size : max_batch_sizes) {
-    for (const auto& [cost_name, cost] : merge_costs) {
-      for (int64_t delay : delays) {
-        fusion::batching::BatchSchedulerOptions options;
-        options.max_batch_size = max_batch_size;
-        options.max_queue_delay = absl::Microseconds(delay);
-        options.length_bucket_edges.assign(b.length_bucket_edges().begin(),
-                                           b.length_bucket_edges().end());
-        options.priority_levels = b.priority_levels();
-        options.max_queue_size = 1 << 20;
-        options.merge_cost_tokens = cost;
-        std::vector<Load> loads = {
-            {absl::StrCat("closed_", concurrency), 0, concurrency}};
-        for (size_t k = 0; k <= fractions.size(); ++k) {
-          const Load load = loads[k];  // a copy: loads grows below
-          std::vector<std::vector<int>> closed_batches;
-          const Result r =
-              Simulate(options, costs, lengths, load,
-                       absl::GetFlag(FLAGS_requests), overhead,
-                       k == 0 && replay > absl::ZeroDuration() ? &closed_batches
-                                                               : nullptr);
-          nlohmann::json replayed;
-          if (!closed_batches.empty()) {
-            const Replay rp = ReplayAgainstRaw(**runtime, closed_batches,
-                                               raw_batches, golden, replay);
-            std::printf(
-                "%9s computed for real: policy's batches %.1f items/s "
-                "= %.3f x raw ceiling, %.3f x unbatched\n",
-                "", rp.policy_items_per_s,
-                rp.policy_items_per_s / rp.raw_items_per_s,
-                rp.policy_items_per_s / rp.unbatched_items_per_s);
-            replayed = {
-                {"policy_items_per_s", rp.policy_items_per_s},
-                {"raw_items_per_s", rp.raw_items_per_s},
-                {"unbatched_items_per_s", rp.unbatched_items_per_s},
-                {"policy_over_raw", rp.policy_items_per_s / rp.raw_items_per_s},
-                {"policy_over_unbatched",
-                 rp.policy_items_per_s / rp.unbatched_items_per_s}};
-          }
-          if (k == 0) {
-            for (double f : fractions) {
-              loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
-            }
-          }
-          const double bound_ms =
-              absl::ToDoubleMilliseconds(options.max_queue_delay) +
-              3 * r.mean_batch_ms;
-          std::printf(
-              "%9d %-10s %8lld %-12s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f "
-              "%5.2f %8.2f%s\n",
-              max_batch_size, cost_name.c_str(), static_cast<long long>(delay),
-              load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms, r.mean_batch,
-              r.mean_batch_ms, r.padding_efficiency, r.busy, bound_ms,
-              k > 0 && r.p99_ms <= bound_ms ? " met" : "");
-          runs.push_back({{"max_batch_size", max_batch_size},
-                          {"merge_cost", cost_name},
-                          {"replayed_forward", replayed},
-                          {"merge_cost_tokens", cost},
-                          {"max_queue_delay_us", delay},
-                          {"load", load.name},
-                          {"throughput_rps", r.throughput},
-                          {"p50_ms", r.p50_ms},
-                          {"p99_ms", r.p99_ms},
-                          {"mean_batch_size", r.mean_batch},
-                          {"mean_batch_ms", r.mean_batch_ms},
-                          {"padding_efficiency", r.padding_efficiency},
-                          {"busy", r.busy},
-                          {"p99_bound_ms", bound_ms}});
+               "batch  batch ms  pad eff  busy  p99 bound edges\n";
+  for (const Setting& setting : settings) {
+    const auto& options = setting.options;
+    const std::string edges_name =
+        absl::StrJoin(options.length_bucket_edges, "/");
+    std::vector<Load> loads = {
+        {absl::StrCat("closed_", concurrency), 0, concurrency}};
+    for (size_t k = 0; k <= fractions.size(); ++k) {
+      const Load load = loads[k];  // a copy: loads grows below
+      std::vector<std::vector<int>> closed_batches;
+      const Result r = Simulate(
+          options, costs, lengths, load, absl::GetFlag(FLAGS_requests),
+          overhead,
+          k == 0 && replay > absl::ZeroDuration() ? &closed_batches : nullptr);
+      nlohmann::json replayed;
+      if (!closed_batches.empty()) {
+        const Replay rp = ReplayAgainstRaw(**runtime, closed_batches,
+                                           raw_batches, golden, replay);
+        std::printf(
+            "%9s computed for real: policy's batches %.1f items/s "
+            "= %.3f x raw ceiling, %.3f x unbatched\n",
+            "", rp.policy_items_per_s,
+            rp.policy_items_per_s / rp.raw_items_per_s,
+            rp.policy_items_per_s / rp.unbatched_items_per_s);
+        replayed = {
+            {"policy_items_per_s", rp.policy_items_per_s},
+            {"raw_items_per_s", rp.raw_items_per_s},
+            {"unbatched_items_per_s", rp.unbatched_items_per_s},
+            {"policy_over_raw", rp.policy_items_per_s / rp.raw_items_per_s},
+            {"policy_over_unbatched",
+             rp.policy_items_per_s / rp.unbatched_items_per_s}};
+      }
+      if (k == 0) {
+        for (double f : fractions) {
+          loads.push_back({absl::StrCat(f, " x sat"), f * r.throughput, 0});
         }
       }
+      const double bound_ms =
+          absl::ToDoubleMilliseconds(options.max_queue_delay) +
+          3 * r.mean_batch_ms;
+      std::printf(
+          "%9d %-10s %8lld %-12s %8.1f %7.2f %7.2f %6.1f %9.2f %8.3f "
+          "%5.2f %8.2f %s%s\n",
+          options.max_batch_size, setting.merge_cost_name.c_str(),
+          static_cast<long long>(
+              absl::ToInt64Microseconds(options.max_queue_delay)),
+          load.name.c_str(), r.throughput, r.p50_ms, r.p99_ms, r.mean_batch,
+          r.mean_batch_ms, r.padding_efficiency, r.busy, bound_ms,
+          edges_name.c_str(), k > 0 && r.p99_ms <= bound_ms ? " met" : "");
+      runs.push_back({{"max_batch_size", options.max_batch_size},
+                      {"merge_cost", setting.merge_cost_name},
+                      {"length_bucket_edges", options.length_bucket_edges},
+                      {"replayed_forward", replayed},
+                      {"merge_cost_tokens", options.merge_cost_tokens},
+                      {"max_queue_delay_us",
+                       absl::ToInt64Microseconds(options.max_queue_delay)},
+                      {"load", load.name},
+                      {"throughput_rps", r.throughput},
+                      {"p50_ms", r.p50_ms},
+                      {"p99_ms", r.p99_ms},
+                      {"mean_batch_size", r.mean_batch},
+                      {"mean_batch_ms", r.mean_batch_ms},
+                      {"padding_efficiency", r.padding_efficiency},
+                      {"busy", r.busy},
+                      {"p99_bound_ms", bound_ms}});
     }
   }
   if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -66,7 +67,14 @@ void RestartForBetterBlasKernels(char** argv) {
       *loaded, " kernels; restarting with OPENBLAS_CORETYPE=", *better,
       " (set OPENBLAS_CORETYPE yourself to choose)");
   setenv("OPENBLAS_CORETYPE", better->c_str(), /*overwrite=*/1);
-  execv("/proc/self/exe", argv);
+  // The resolved path, not /proc/self/exe: the process name (ps, top,
+  // pkill) comes from the path exec'd.
+  char path[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (length > 0) {
+    path[length] = '\0';
+    execv(path, argv);
+  }
   Log(LogLevel::kWarning, "restart failed (", std::strerror(errno),
       "): the model runs on OpenBLAS's ", *loaded, " kernels, 2-3x slower");
 }

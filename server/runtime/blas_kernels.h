@@ -40,7 +40,7 @@ std::optional<std::string> BetterOpenBlasCore(absl::string_view loaded_core,
 std::optional<std::string> LoadedOpenBlasCore();
 
 // Call first in main(), before any thread starts. When BetterOpenBlasCore
-// says so, sets OPENBLAS_CORETYPE and re-executes /proc/self/exe with `argv`
+// says so, sets OPENBLAS_CORETYPE and re-executes this binary with `argv`
 // (same pid, same arguments), logging why. Returns only when no restart is
 // needed or exec failed (logged; the process keeps the slow kernels).
 void RestartForBetterBlasKernels(char** argv);
