@@ -12,7 +12,7 @@ within a round (the ratios), and the summary holds medians over rounds.
 1. raw: in-process forward throughput at batch 32, length-sorted batches
    (near-zero padding), one intra-op thread on the server's core;
 2. served, batching on (the bundle's config, no thread flags), closed loop
-   at concurrency 64;
+   at concurrency 64, unary calls; and the same over 4 ScoreStream streams;
 3. served, batching off (--max_batch_size=1), same load;
 4. optionally, more served settings, same load: --variant NAME=--flag,...
    (flags added to the bundle's config), led by binary:PATH (another build
@@ -40,6 +40,8 @@ BENCH = os.path.join(REPO, "build", "client", "fusion-bench")
 FORWARD = os.path.join(REPO, "build", "bench", "forward_bench")
 KEY = 'model="fusion",version="1"'
 CLOSED_LOOP = ["--concurrency=64"]
+# The same load over 4 ScoreStream streams: what unary calls cost on top.
+CLOSED_LOOP_STREAM = ["--mode=stream", "--streams=4", "--concurrency=64"]
 
 
 def run_json(cmd, json_path):
@@ -181,6 +183,9 @@ def main():
             runs = {name: window(tmp, servers[name], f"{name}_{r}", CLOSED_LOOP,
                                  args.seconds)
                     for name, _ in settings}
+            runs["batching_stream"] = window(tmp, servers["batching"],
+                                             f"batching_stream_{r}",
+                                             CLOSED_LOOP_STREAM, args.seconds)
             rounds.append({"raw": raw, "served": runs})
 
         median = statistics.median
@@ -195,9 +200,10 @@ def main():
 
     config = harness.load_config(harness.generate_stubs())
     delay_ms = config.batching.max_queue_delay_us / 1000
-    half_p99 = median([h["latency_ms"]["p99"] for h in halves])
-    half_batch_ms = median([h["mean_batch_ms"] for h in halves])
-    bound_ms = delay_ms + 3 * half_batch_ms
+    half_median = lambda key: median([h[key] for h in halves]) if halves else None
+    half_p99 = median([h["latency_ms"]["p99"] for h in halves]) if halves else None
+    half_batch_ms = half_median("mean_batch_ms")
+    bound_ms = delay_ms + 3 * half_batch_ms if halves else None
     per_round = lambda fn: [fn(rd) for rd in rounds]
     summary = {
         "rounds": args.rounds,
@@ -208,6 +214,9 @@ def main():
             lambda rd: throughput(rd, "batching") / throughput(rd, "no_batching"))),
         "served_over_raw": median(per_round(
             lambda rd: throughput(rd, "batching") / throughput(rd, "raw"))),
+        "served_stream_rps": median(rps("batching_stream")),
+        "served_stream_over_raw": median(per_round(
+            lambda rd: throughput(rd, "batching_stream") / throughput(rd, "raw"))),
         "mean_batch_size": median(per_round(
             lambda rd: rd["served"]["batching"]["mean_batch_size"])),
         "padding_efficiency": median(per_round(
@@ -215,14 +224,15 @@ def main():
         "merge_cost_tokens": merge_cost,
         "half_saturation_rate": half_rate,
         "half_saturation_p99_ms": half_p99,
-        "half_saturation_mean_batch_size": median([h["mean_batch_size"] for h in halves]),
+        "half_saturation_mean_batch_size": half_median("mean_batch_size"),
         "p99_bound_ms": bound_ms,
-        "p99_bound": f"max_queue_delay {delay_ms} ms + 3 x mean batch forward "
-                     f"{half_batch_ms:.2f} ms at that load",
+        "p99_bound": (f"max_queue_delay {delay_ms} ms + 3 x mean batch forward "
+                      f"{half_batch_ms:.2f} ms at that load") if halves else None,
     }
     # The spread behind each median ratio: drift shows up here.
     for key, num, den in (("batching_over_no_batching", "batching", "no_batching"),
-                          ("served_over_raw", "batching", "raw")):
+                          ("served_over_raw", "batching", "raw"),
+                          ("served_stream_over_raw", "batching_stream", "raw")):
         ratios = per_round(lambda rd: throughput(rd, num) / throughput(rd, den))
         summary[f"{key}_min_max"] = [min(ratios), max(ratios)]
     summary["half_saturation_p99_ms_windows"] = [h["latency_ms"]["p99"] for h in halves]
