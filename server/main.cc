@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
   fusion::runtime::RestartForBetterBlasKernels(argv);
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock
   // detection on: a lock-graph update on every lock, gRPC's own included
-  // (about 1.5% of a saturated core here). Lock order is what the TSan run
-  // and the tests check; production need not pay for it.
+  // (about 1% of a saturated core here), a debugging aid production need not
+  // pay for.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = IsServerFlagFile;

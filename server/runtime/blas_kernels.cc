@@ -3,8 +3,8 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -16,12 +16,12 @@ namespace fusion::runtime {
 CpuFeatures DetectCpuFeatures() {
   __builtin_cpu_init();
   CpuFeatures cpu;
-  cpu.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  cpu.avx512 = __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512cd") &&
-               __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vl");
+  cpu.avx2_fma =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  cpu.avx512 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   cpu.avx512_bf16 = cpu.avx512 && __builtin_cpu_supports("avx512bf16");
   return cpu;
 }
@@ -48,8 +48,8 @@ std::optional<std::string> BetterOpenBlasCore(absl::string_view loaded_core,
 
 std::optional<std::string> LoadedOpenBlasCore() {
   using CoreName = char* (*)();
-  auto fn = reinterpret_cast<CoreName>(
-      dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  auto fn =
+      reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
   if (fn == nullptr) return std::nullopt;
   const char* name = fn();
   if (name == nullptr) return std::nullopt;
@@ -59,9 +59,9 @@ std::optional<std::string> LoadedOpenBlasCore() {
 void RestartForBetterBlasKernels(char** argv) {
   const std::optional<std::string> loaded = LoadedOpenBlasCore();
   if (!loaded) return;
-  const std::optional<std::string> better = BetterOpenBlasCore(
-      *loaded, std::getenv("OPENBLAS_CORETYPE") != nullptr,
-      DetectCpuFeatures());
+  const std::optional<std::string> better =
+      BetterOpenBlasCore(*loaded, std::getenv("OPENBLAS_CORETYPE") != nullptr,
+                         DetectCpuFeatures());
   if (!better) return;
   Log(LogLevel::kInfo, "OpenBLAS does not know this CPU and chose its generic ",
       *loaded, " kernels; restarting with OPENBLAS_CORETYPE=", *better,

@@ -27,19 +27,20 @@ def blas_kernels_label(server):
     raise AssertionError("no fusion_build_info in /metrics")
 
 
-def started(tmp_path, env):
-    return harness.ServerProcess(log_dir=str(tmp_path), env=env).start()
+def kernels_and_log(tmp_path, env):
+    """Starts a server with `env`; its blas_kernels label and its log."""
+    server = harness.ServerProcess(log_dir=str(tmp_path), env=env)
+    harness.call_or_fail(server.start)
+    try:
+        return blas_kernels_label(server), server.log_tail(200)
+    finally:
+        server.stop()
 
 
 def test_never_runs_the_generic_kernels_on_an_avx2_cpu(tmp_path):
     if not {"avx2", "fma"} <= cpu_flags():
         pytest.skip("this CPU runs no OpenBLAS kernels wider than Prescott's")
-    server = started(tmp_path, {"OPENBLAS_CORETYPE": None})
-    try:
-        kernels = blas_kernels_label(server)
-        log = server.log_tail(200)
-    finally:
-        server.stop()
+    kernels, log = kernels_and_log(tmp_path, {"OPENBLAS_CORETYPE": None})
     assert kernels not in ("Prescott", "none"), log
     assert f"OpenBLAS kernels: {kernels}" in log
     restarted = re.search(r"restarting with OPENBLAS_CORETYPE=(\w+)", log)
@@ -52,11 +53,6 @@ def test_keeps_the_kernels_the_user_chose(tmp_path):
     # Prescott too: an explicit choice is the user's, however slow.
     choices = ["Prescott"] + (["Haswell"] if {"avx2", "fma"} <= cpu_flags() else [])
     for chosen in choices:
-        server = started(tmp_path, {"OPENBLAS_CORETYPE": chosen})
-        try:
-            kernels = blas_kernels_label(server)
-            log = server.log_tail(200)
-        finally:
-            server.stop()
+        kernels, log = kernels_and_log(tmp_path, {"OPENBLAS_CORETYPE": chosen})
         assert kernels == chosen, log
         assert "restarting with" not in log
