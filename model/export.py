@@ -54,7 +54,7 @@ def build_config(mean: np.ndarray, std: np.ndarray):
     config.batching.CopyFrom(pb2.BatchingConfig(
         max_batch_size=64, max_queue_delay_us=2000,
         length_bucket_edges=[6, 8, 10, 12, 16, 24, 32, 64, 128],
-        max_queue_size=1024, priority_levels=2, instance_count=1))
+        max_queue_size=1024, priority_levels=2))
     config.runtime.warmup_iterations = 3
     return config
 

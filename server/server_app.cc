@@ -112,11 +112,6 @@ absl::Status RunServer(const ServerAppOptions& options) {
     auto created = runtime::TorchModelRuntime::Create(bundle_dir, config,
                                                       runtime_options);
     if (!created.ok()) return created.status();
-    Log(LogLevel::kInfo, config.name(), "/", config.version(), ": ",
-        config.batching().instance_count(), " executor(s) x ",
-        (*created)->intra_op_threads(), " intra-op thread(s) on ",
-        (*created)->device(), "; usable CPUs: ", runtime::UsableCpuCount(),
-        "; OpenBLAS kernels: ", BlasKernels());
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
   if (options.metrics) {
@@ -165,7 +160,8 @@ absl::Status RunServer(const ServerAppOptions& options) {
   state.SetReady(registry->get());
   SetHealth(*server, true);
   Log(LogLevel::kInfo, "serving ", options.default_model, " via gRPC on ",
-      options.grpc_address, " (torch ", runtime::TorchVersion(), ")");
+      options.grpc_address, " (torch ", runtime::TorchVersion(),
+      ", OpenBLAS kernels: ", BlasKernels(), ")");
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

@@ -35,7 +35,6 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
   if (b->priority_levels() == 0) b->set_priority_levels(2);
-  if (b->instance_count() == 0) b->set_instance_count(1);
   auto* r = c.mutable_runtime();
   if (r->interop_threads() == 0) r->set_interop_threads(1);
   if (r->warmup_iterations() == 0) r->set_warmup_iterations(3);
@@ -66,7 +65,9 @@ absl::Status Validate(const fusion::v1::ModelConfig& c) {
   if (b.max_queue_delay_us() < 0) return Invalid("max_queue_delay_us < 0");
   if (b.max_queue_size() < 1) return Invalid("max_queue_size must be >= 1");
   if (b.priority_levels() < 1) return Invalid("priority_levels must be >= 1");
-  if (b.instance_count() < 1) return Invalid("instance_count must be >= 1");
+  if (b.instance_count() < 0) {
+    return Invalid("instance_count must be >= 0 (0: chosen at load)");
+  }
   if (!(b.merge_cost_tokens() >= 0 && std::isfinite(b.merge_cost_tokens()))) {
     return Invalid("merge_cost_tokens must be finite and >= 0");
   }

@@ -40,6 +40,8 @@ TEST(BundleConfigTest, FillsDefaults) {
   EXPECT_EQ(config->batching().length_bucket_edges_size(), 4);
   EXPECT_EQ(config->batching().max_queue_size(), 1024);
   EXPECT_EQ(config->batching().priority_levels(), 2);
+  // Left for the load to choose, once the device is known (PlanThreads).
+  EXPECT_EQ(config->batching().instance_count(), 0);
   EXPECT_EQ(config->tokenizer().unk_token(), "[UNK]");
   EXPECT_EQ(config->max_message_bytes(), 4 << 20);
 }
@@ -59,6 +61,8 @@ TEST(BundleConfigTest, RejectsInconsistentConfigs) {
        "length_bucket_edges"},
       {[](auto& c) { c.mutable_batching()->set_merge_cost_tokens(-1); },
        "merge_cost_tokens"},
+      {[](auto& c) { c.mutable_batching()->set_instance_count(-1); },
+       "instance_count must be >= 0"},
       {[](auto& c) { c.set_platform("onnx"); }, "unsupported platform"},
       {[](auto& c) { c.clear_features(); }, "no features"},
   };

@@ -30,6 +30,23 @@ int CgroupQuotaCpuCount() {
 
 }  // namespace
 
+ThreadPlan PlanThreads(int usable_cpus, bool gpu, int instance_count,
+                       int intra_op_threads) {
+  const int cpus = std::max(1, usable_cpus);
+  ThreadPlan plan;
+  if (instance_count > 0) {
+    plan.executors = instance_count;
+  } else if (gpu) {
+    plan.executors = 1;
+  } else {
+    plan.executors = std::max(1, cpus / std::max(1, intra_op_threads));
+  }
+  plan.intra_op_threads = intra_op_threads > 0
+                              ? intra_op_threads
+                              : std::max(1, cpus / plan.executors);
+  return plan;
+}
+
 int UsableCpuCount() {
   int cpus = AffinityCpuCount();
   if (int quota = CgroupQuotaCpuCount(); quota > 0) cpus = std::min(cpus, quota);

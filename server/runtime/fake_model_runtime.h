@@ -67,6 +67,7 @@ class FakeModelRuntime final : public ModelRuntime {
   }
 
   std::string device() const override { return "fake"; }
+  int intra_op_threads() const override { return 1; }
 
   // The next Run fails with `status`.
   void FailNextBatch(absl::Status status) {

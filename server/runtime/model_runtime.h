@@ -73,6 +73,9 @@ class ModelRuntime {
 
   // "cpu" or "cuda:N".
   virtual std::string device() const = 0;
+
+  // CPU threads one forward uses: how many executors the CPUs can feed.
+  virtual int intra_op_threads() const = 0;
 };
 
 }  // namespace fusion::runtime

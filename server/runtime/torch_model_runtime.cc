@@ -216,12 +216,13 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
   impl->num_features = config.features_size();
   // Executors x intra-op threads should match the CPUs we may use: more
   // threads than cores makes OpenMP teams fight each other.
-  const int executors = std::max(1, config.batching().instance_count());
   impl->intra_op_threads =
-      options.intra_op_threads > 0 ? options.intra_op_threads
-      : config.runtime().intra_op_threads() > 0
-          ? config.runtime().intra_op_threads()
-          : std::max(1, UsableCpuCount() / executors);
+      PlanThreads(UsableCpuCount(), impl->device.is_cuda(),
+                  config.batching().instance_count(),
+                  options.intra_op_threads > 0
+                      ? options.intra_op_threads
+                      : config.runtime().intra_op_threads())
+          .intra_op_threads;
   at::set_num_threads(impl->intra_op_threads);
   SetInteropThreadsOnce(options.interop_threads > 0
                             ? options.interop_threads

@@ -20,8 +20,8 @@ enum class DevicePreference { kAuto, kCpu, kCuda };
 
 struct TorchRuntimeOptions {
   DevicePreference device = DevicePreference::kAuto;
-  // LibTorch intra-op threads; 0: the config's value, else the usable CPUs
-  // divided among the config's executors (instance_count).
+  // LibTorch intra-op threads; 0: the config's value, else as PlanThreads
+  // (cpu_budget.h) shares the usable CPUs out.
   int intra_op_threads = 0;
   // LibTorch inter-op threads; 0: the config's value.
   int interop_threads = 0;
@@ -48,9 +48,8 @@ class TorchModelRuntime final : public ModelRuntime {
   // INTERNAL: the forward failed (e.g. a token id past the vocabulary).
   absl::StatusOr<std::vector<ScoringOutput>> Run(PreparedBatch& batch) override;
   std::string device() const override;
-
   // Threads LibTorch uses for one forward (after Create applied them).
-  int intra_op_threads() const;
+  int intra_op_threads() const override;
 
  private:
   struct Impl;

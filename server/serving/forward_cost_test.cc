@@ -43,6 +43,7 @@ class CostModelRuntime final : public runtime::ModelRuntime {
     return std::vector<ScoringOutput>(b.size);
   }
   std::string device() const override { return "cost-model"; }
+  int intra_op_threads() const override { return 1; }
 
   bool fail_ = false;
 

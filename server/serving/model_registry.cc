@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/runtime/bundle_config.h"
+#include "server/runtime/cpu_budget.h"
 #include "server/serving/forward_cost.h"
 
 namespace fusion::serving {
@@ -73,6 +74,21 @@ absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
   return absl::OkStatus();
 }
 
+// An unset instance_count is chosen once the device and the runtime's
+// threads are known (runtime::PlanThreads); the plan is logged either way.
+void ResolveInstanceCount(const runtime::ModelRuntime& runtime,
+                          fusion::v1::ModelConfig& config) {
+  auto* b = config.mutable_batching();
+  const int cpus = runtime::UsableCpuCount();
+  const runtime::ThreadPlan plan = runtime::PlanThreads(
+      cpus, absl::StartsWith(runtime.device(), "cuda"), b->instance_count(),
+      runtime.intra_op_threads());
+  b->set_instance_count(plan.executors);
+  Log(LogLevel::kInfo, config.name(), " v", config.version(), " on ",
+      runtime.device(), ": ", plan.executors, " executor(s) x ",
+      runtime.intra_op_threads(), " intra-op thread(s); usable CPUs: ", cpus);
+}
+
 // The bundle's config must agree with where it sits in the repository.
 absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
     const std::string& bundle_dir, const std::string& name, int64_t version,
@@ -92,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Servable>> LoadServable(
   if (!tokenizer.ok()) return tokenizer.status();
   auto runtime = options.runtime_factory(bundle_dir, *config);
   if (!runtime.ok()) return runtime.status();
+  ResolveInstanceCount(**runtime, *config);
   if (absl::Status status = ResolveMergeCost(**runtime, *config); !status.ok()) {
     return status;
   }
