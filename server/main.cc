@@ -24,8 +24,8 @@ ABSL_FLAG(std::string, http_address, "0.0.0.0:9090",
           "HTTP address for /metrics, /healthz and /readyz");
 ABSL_FLAG(std::string, device, "auto", "auto | cpu | cuda");
 ABSL_FLAG(int, intra_op_threads, 0,
-          "LibTorch intra-op threads per forward (0: config, else usable CPUs "
-          "/ executors)");
+          "LibTorch intra-op threads per forward; overrides config (0: keep; "
+          "unset there: usable CPUs / executors, 1 with executors unset)");
 ABSL_FLAG(int, interop_threads, 0,
           "LibTorch inter-op threads (0: config, else 1)");
 ABSL_FLAG(int, max_batch_size, 0, "Overrides config.pbtxt (0: keep)");
@@ -33,7 +33,8 @@ ABSL_FLAG(int64_t, max_queue_delay_us, -1,
           "Overrides config.pbtxt (-1: keep; 0 dispatches at once)");
 ABSL_FLAG(int, max_queue_size, 0, "Overrides config.pbtxt (0: keep)");
 ABSL_FLAG(int, instance_count, 0,
-          "Executors (model instances) per model; overrides config (0: keep)");
+          "Executors (model instances) per model; overrides config (0: keep; "
+          "unset there: one per usable CPU, up to 8, on a CPU; 1 on a GPU)");
 ABSL_FLAG(double, merge_cost_tokens, -1,
           "A forward's fixed cost in token positions, for merging length "
           "buckets; overrides config (-1: keep; 0: never merge)");

@@ -17,7 +17,6 @@
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/blas_kernels.h"
-#include "server/runtime/cpu_budget.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/serving_state.h"
 

@@ -1,6 +1,7 @@
 #include "server/runtime/blas_kernels.h"
 
 #include <dlfcn.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,8 +15,9 @@
 namespace fusion::runtime {
 
 CpuFeatures DetectCpuFeatures() {
-  __builtin_cpu_init();
   CpuFeatures cpu;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
   cpu.avx2_fma =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   cpu.avx512 =
@@ -23,6 +25,7 @@ CpuFeatures DetectCpuFeatures() {
       __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   cpu.avx512_bf16 = cpu.avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
   return cpu;
 }
 
@@ -56,6 +59,24 @@ std::optional<std::string> LoadedOpenBlasCore() {
   return std::string(name);
 }
 
+namespace {
+
+// The path of this program's own binary, or nullopt when that cannot be
+// exec'd with our argv: the program was started as an argument of the
+// dynamic loader (`ld.so fusion-server ...`, then /proc/self/exe is the
+// loader), or the path does not fit.
+std::optional<std::string> OwnBinaryPath() {
+  if (getauxval(AT_BASE) == 0) return std::nullopt;  // we are the loader
+  char path[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof(path));
+  if (length <= 0 || length >= static_cast<ssize_t>(sizeof(path))) {
+    return std::nullopt;
+  }
+  return std::string(path, static_cast<size_t>(length));
+}
+
+}  // namespace
+
 void RestartForBetterBlasKernels(char** argv) {
   const std::optional<std::string> loaded = LoadedOpenBlasCore();
   if (!loaded) return;
@@ -66,17 +87,20 @@ void RestartForBetterBlasKernels(char** argv) {
   Log(LogLevel::kInfo, "OpenBLAS does not know this CPU and chose its generic ",
       *loaded, " kernels; restarting with OPENBLAS_CORETYPE=", *better,
       " (set OPENBLAS_CORETYPE yourself to choose)");
-  setenv("OPENBLAS_CORETYPE", better->c_str(), /*overwrite=*/1);
   // The resolved path, not /proc/self/exe: the process name (ps, top,
   // pkill) comes from the path exec'd.
-  char path[PATH_MAX];
-  const ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (length > 0) {
-    path[length] = '\0';
-    execv(path, argv);
+  const std::optional<std::string> path = OwnBinaryPath();
+  const char* why = "this binary's path is unknown";
+  if (path) {
+    setenv("OPENBLAS_CORETYPE", better->c_str(), /*overwrite=*/1);
+    execv(path->c_str(), argv);
+    why = std::strerror(errno);
+    unsetenv("OPENBLAS_CORETYPE");  // child processes: as we found it
   }
-  Log(LogLevel::kWarning, "restart failed (", std::strerror(errno),
-      "): the model runs on OpenBLAS's ", *loaded, " kernels, 2-3x slower");
+  Log(LogLevel::kWarning, "restart failed (", why,
+      "): the model runs on OpenBLAS's ", *loaded,
+      " kernels, 2-3x slower; set OPENBLAS_CORETYPE=", *better,
+      " before starting it");
 }
 
 }  // namespace fusion::runtime

@@ -25,8 +25,9 @@ struct CpuFeatures {
 
 CpuFeatures DetectCpuFeatures();
 
-// The best OpenBLAS core type for `cpu` among those OpenBLAS 0.3.x knows
-// ("Cooperlake", "SkylakeX", "Haswell"), or nullopt if none beats Prescott.
+// The best OpenBLAS core type for `cpu` among "Cooperlake", "SkylakeX" and
+// "Haswell" (all known to OpenBLAS 0.3.x), or nullopt for a CPU without
+// AVX2 and FMA, which is left to OpenBLAS.
 std::optional<std::string> BestOpenBlasCore(const CpuFeatures& cpu);
 
 // The core to restart with: set only when OpenBLAS fell back to Prescott,

@@ -39,7 +39,13 @@ ThreadPlan PlanThreads(int usable_cpus, bool gpu, int instance_count,
   } else if (gpu) {
     plan.executors = 1;
   } else {
-    plan.executors = std::max(1, cpus / std::max(1, intra_op_threads));
+    // Past kMaxDefaultCpuExecutors CPUs, threads grow instead of executors.
+    const int threads =
+        intra_op_threads > 0
+            ? intra_op_threads
+            : (cpus + kMaxDefaultCpuExecutors - 1) / kMaxDefaultCpuExecutors;
+    plan.executors =
+        std::max(1, std::min(kMaxDefaultCpuExecutors, cpus / threads));
   }
   plan.intra_op_threads = intra_op_threads > 0
                               ? intra_op_threads

@@ -15,6 +15,14 @@ TEST(PlanThreads, CpuUnsetGivesEachCpuAnExecutor) {
   ExpectPlan(PlanThreads(1, false, 0, 0), 1, 1);
 }
 
+TEST(PlanThreads, ManyCpusGrowThreadsPastTheExecutorCap) {
+  ExpectPlan(PlanThreads(kMaxDefaultCpuExecutors, false, 0, 0),
+             kMaxDefaultCpuExecutors, 1);
+  ExpectPlan(PlanThreads(64, false, 0, 0), 8, 8);
+  ExpectPlan(PlanThreads(12, false, 0, 0), 6, 2);
+  ExpectPlan(PlanThreads(64, false, 0, /*intra_op_threads=*/2), 8, 2);
+}
+
 TEST(PlanThreads, CpuSharesOutWhatIsNotSet) {
   ExpectPlan(PlanThreads(4, false, /*instance_count=*/1, 0), 1, 4);
   ExpectPlan(PlanThreads(4, false, 3, 0), 3, 1);

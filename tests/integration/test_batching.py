@@ -12,8 +12,11 @@ ROUNDS = 6
 
 @pytest.fixture
 def server(stubs, tmp_path):
+    # One executor: with one per CPU (the default) a many-core host would
+    # split the same load into more, smaller batches.
     srv = harness.ServerProcess(log_dir=str(tmp_path),
-                                extra_args=["--max_batch_size=32"])
+                                extra_args=["--max_batch_size=32",
+                                            "--instance_count=1"])
     harness.call_or_fail(srv.start)
     yield srv
     srv.stop()

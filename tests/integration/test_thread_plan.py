@@ -2,6 +2,8 @@
 server: with nothing set every usable CPU gets an executor with one intra-op
 thread; a set instance_count or intra_op_threads shares out the rest; the
 plan is logged and GetModelMetadata reports the executors chosen."""
+import math
+import os
 import re
 
 import grpc
@@ -12,10 +14,25 @@ PLAN = re.compile(r"on cpu: (\d+) executor\(s\) x (\d+) intra-op thread\(s\); "
                   r"usable CPUs: (\d+)")
 
 
+def usable_cpus():
+    """What the server should count: its affinity, capped by a cgroup v2
+    CPU quota."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
 def plan_and_metadata(stubs, tmp_path, extra_args, pin_to_one_cpu):
     server = harness.ServerProcess(log_dir=str(tmp_path), extra_args=extra_args)
     if pin_to_one_cpu:
-        server.args = ["taskset", "-c", "0"] + server.args
+        cpu = min(os.sched_getaffinity(0))
+        server.args = ["taskset", "-c", str(cpu)] + server.args
     harness.call_or_fail(server.start)
     try:
         channel = grpc.insecure_channel(server.grpc_address)
@@ -30,12 +47,16 @@ def plan_and_metadata(stubs, tmp_path, extra_args, pin_to_one_cpu):
     assert match, log
     executors, threads, cpus = (int(g) for g in match.groups())
     assert metadata.batching.instance_count == executors
+    assert cpus == (1 if pin_to_one_cpu else usable_cpus())
     return executors, threads, cpus
 
 
 def test_one_executor_per_usable_cpu_by_default(stubs, tmp_path):
     executors, threads, cpus = plan_and_metadata(stubs, tmp_path, [], False)
-    assert (executors, threads) == (cpus, 1)
+    if cpus <= 8:
+        assert (executors, threads) == (cpus, 1)
+    else:  # capped at 8 executors; the threads grow instead
+        assert executors <= 8 and executors * threads <= cpus
 
 
 def test_one_usable_cpu_gets_one_executor(stubs, tmp_path):
