@@ -80,7 +80,8 @@ class ServerHelp:
         return set(self.defaults)
 
 
-_HELP_FLAG = re.compile(r"--(\w+) \(.*?\); default: (.*?);(?:\s|$)", re.S)
+# absl wraps help at 80 columns: "; default:" may be split over two lines.
+_HELP_FLAG = re.compile(r"--(\w+) \(.*?\);\s+default: (.*?);(?:\s|$)", re.S)
 
 
 def parse_server_help(text: str) -> ServerHelp:

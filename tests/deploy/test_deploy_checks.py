@@ -27,8 +27,11 @@ def test_parse_server_help():
     text = ('    --device (auto | cpu | cuda); default: "auto";\n'
             '    --drain_delay (After SIGTERM: keep serving (e.g. 5s in\n'
             '      Kubernetes)); default: 0;\n'
+            '    --intra_op_threads (threads (0: keep; unset there: usable CPUs));\n'
+            '      default: 0;\n'
             '    --metrics (x); default: true;\n')
     assert dc.parse_server_help(text).defaults == {"device": "auto", "drain_delay": "0",
+                                                   "intra_op_threads": "0",
                                                    "metrics": "true"}
 
 
