@@ -17,25 +17,21 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 import harness  # noqa: E402
+from run_batching_bench import BENCH, run_json  # noqa: E402
 
-BENCH = os.path.join(REPO, "build", "client", "fusion-bench")
 LOADS = {"saturation": ["--concurrency=64"], "one_client": ["--concurrency=1"]}
 
 
 def window(tmp, server, load, seconds):
     path = os.path.join(tmp, "thread_plan_window.json")
-    subprocess.run([BENCH, f"--target={server.grpc_address}", f"--duration={seconds}s",
-                    "--warmup=1s", f"--json={path}"] + LOADS[load],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with open(path) as f:
-        run = json.load(f)["runs"][0]
+    run = run_json([BENCH, f"--target={server.grpc_address}", f"--duration={seconds}s",
+                    "--warmup=1s", f"--json={path}"] + LOADS[load], path)["runs"][0]
     return {"throughput_rps": run["throughput_rps"],
             "p50_ms": run["latency_us"]["p50"] / 1000,
             "p99_ms": run["latency_us"]["p99"] / 1000,

@@ -26,11 +26,6 @@ namespace {
 constexpr char kServiceName[] = "fusion.v1.ScoringService";
 constexpr std::chrono::milliseconds kFlushGrace{300};
 
-// The OpenBLAS kernels this process runs, for the log and build_info.
-std::string BlasKernels() {
-  return runtime::LoadedOpenBlasCore().value_or("none");
-}
-
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
   if (name == "cpu") return runtime::DevicePreference::kCpu;
@@ -128,9 +123,12 @@ absl::Status RunServer(const ServerAppOptions& options) {
   if (!registry.ok()) return registry.status();
   const serving::Servable& default_servable =
       **(*registry)->Find(options.default_model, "");
+  // The OpenBLAS kernels this process runs, for build_info and the log.
+  const std::string blas_kernels =
+      runtime::LoadedOpenBlasCore().value_or("none");
   metrics.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
                         runtime::TorchVersion(), default_servable.device(),
-                        BlasKernels()});
+                        blas_kernels});
 
   api::ScoringServiceImpl scoring(&state, [&metrics](absl::StatusCode code) {
     metrics.RecordUnroutedRequest(code);
@@ -160,7 +158,7 @@ absl::Status RunServer(const ServerAppOptions& options) {
   SetHealth(*server, true);
   Log(LogLevel::kInfo, "serving ", options.default_model, " via gRPC on ",
       options.grpc_address, " (torch ", runtime::TorchVersion(),
-      ", OpenBLAS kernels: ", BlasKernels(), ")");
+      ", OpenBLAS kernels: ", blas_kernels, ")");
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
