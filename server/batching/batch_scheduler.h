@@ -14,22 +14,29 @@
 //
 // Batching policy (which batch, when): see task_queue.h. In short, a batch of
 // one length bucket leaves when full, when its oldest task has waited
-// max_queue_delay (then topped up from neighbouring buckets), or at once when
-// a preferred batch size can be filled; higher priority first, with ageing.
+// max_queue_delay (then merged with other buckets where that computes less),
+// or at once when a preferred batch size can be filled; higher priority
+// first, with ageing. With max_queue_delay 0 (the default) a free executor
+// takes what is queued at once.
 //
 // Completion: every task accepted by Enqueue() completes exactly once:
 //   * in a batch, by the executor callback (ExecuteFn below);
-//   * DEADLINE_EXCEEDED if its deadline passes while queued, CANCELLED if
-//     cancelled() turns true while queued: checked for every task put in a
-//     batch, and for all queued tasks every sweep_interval (threads) or every
-//     DispatchOne() (thread-free) - such a task never reaches the executor;
+//   * DEADLINE_EXCEEDED once its deadline passes while queued (threads: at
+//     its deadline; thread-free: at the next DispatchOne()), CANCELLED if
+//     cancelled() turns true while queued (checked for every task put in a
+//     batch, and polled every sweep_interval while tasks wait) - such a task
+//     never reaches the executor;
 //   * INTERNAL if the executor callback throws (for tasks still in its batch);
 //   * UNAVAILABLE at Shutdown() when drain_on_shutdown is false.
 //
-// Threads: one scheduler thread forms a batch whenever an executor is idle
-// and a batch is due, so batches grow while executors are busy; num_executors
-// threads run them. Thread-free mode (CreateThreadFree) starts no thread: the
-// caller runs batches inline with DispatchOne(), for deterministic tests.
+// Threads: num_executors executor threads; each, when free, forms its own
+// batch from what is due at that moment (late binding: batches grow while
+// every executor is busy) and runs it, and otherwise sleeps until the next
+// due time or an Enqueue() that makes a batch due. No thread polls: a reaper
+// thread sleeps until the earliest queued deadline or cancellation poll, and
+// only while tasks wait. Thread-free mode (CreateThreadFree) starts no
+// thread: the caller runs batches inline with DispatchOne(), for
+// deterministic tests.
 //
 // Thread-safety: every public method may be called from any thread, except
 // that Shutdown() and the destructor must not be called from the executor
@@ -39,7 +46,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -128,12 +134,15 @@ class BatchScheduler {
       return status;
     }
     ++counters_.enqueued;
-    // Wake the scheduler only when this task changes its plan: it sleeps
-    // with no deadline on an empty queue, and this task may complete a batch.
-    if (threaded_ &&
-        (was_empty || (idle_executors_ > 0 && queue_.NextDueTime() <= now))) {
-      scheduler_cv_.notify_one();
+    if (!threaded_) return absl::OkStatus();
+    // Wake a sleeping executor only when this task changes its plan: it
+    // sleeps with no deadline on an empty queue, and this task may make a
+    // batch due. Otherwise, the reaper watches it until a batch takes it.
+    const bool taken_now = idle_executors_ > 0 && queue_.NextDueTime() <= now;
+    if (idle_executors_ > 0 && (was_empty || taken_now)) {
+      executor_cv_.notify_one();
     }
+    if (!taken_now) WakeReaperIfNeeded();
     return absl::OkStatus();
   }
 
@@ -155,12 +164,13 @@ class BatchScheduler {
         }
         Count(dropped);
       }
-      scheduler_cv_.notify_all();
+      executor_cv_.notify_all();
+      reaper_cv_.notify_all();
     }
     FailAll(dropped);
     if (threaded_) {
       std::lock_guard<std::mutex> lock(join_mu_);
-      if (scheduler_thread_.joinable()) scheduler_thread_.join();
+      if (reaper_thread_.joinable()) reaper_thread_.join();
       for (std::thread& thread : executor_threads_) {
         if (thread.joinable()) thread.join();
       }
@@ -242,75 +252,82 @@ class BatchScheduler {
         queue_(options_) {}
 
   void StartThreads() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      idle_executors_ = options_.num_executors;
-    }
-    scheduler_thread_ = std::thread([this] { SchedulerLoop(); });
+    reaper_thread_ = std::thread([this] { ReaperLoop(); });
     for (int i = 0; i < options_.num_executors; ++i) {
       executor_threads_.emplace_back([this] { ExecutorLoop(); });
     }
   }
 
-  // Forms batches while executors are idle and batches are due, fails dead
-  // tasks, and sleeps until the next due time, sweep, enqueue or idle
-  // executor. Ends once stopping with an empty queue.
-  void SchedulerLoop() {
+  // Takes the batch due now and runs it, again and again; sleeps while none
+  // is due. Once stopping, every queued task is due (flush); ends when the
+  // queue is empty.
+  void ExecutorLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
       const absl::Time now = clock_->Now();
       std::vector<Dropped> dropped;
-      if (now >= next_sweep_ || stopping_) {
-        queue_.RemoveDead(now, dropped);
-        next_sweep_ = now + options_.sweep_interval;
-      }
-      int formed = 0;
-      while (idle_executors_ > 0) {
-        Batch batch = queue_.TakeBatch(now, /*flush=*/stopping_, dropped);
-        if (batch.empty()) break;
+      Batch batch = queue_.TakeBatch(now, /*flush=*/stopping_, dropped);
+      Count(dropped);
+      if (!batch.empty()) {
         CountBatch(batch);
-        --idle_executors_;
-        ready_.push_back(std::move(batch));
-        ++formed;
+        // Another batch is due and an executor sleeps: hand it over now.
+        if (idle_executors_ > 0 && queue_.NextDueTime() <= now) {
+          executor_cv_.notify_one();
+        }
+        WakeReaperIfNeeded();  // the tasks left behind wait for a while
       }
-      if (formed == 1) executor_cv_.notify_one();
-      if (formed > 1) executor_cv_.notify_all();
-      if (!dropped.empty()) {
-        Count(dropped);
-        lock.unlock();  // Fail() answers an RPC: never under our lock
+      if (!batch.empty() || !dropped.empty()) {
+        lock.unlock();  // Fail() and the batch answer RPCs: never under lock
         FailAll(dropped);
+        if (!batch.empty()) Run(std::move(batch));  // destroys its tasks
         lock.lock();
-        continue;  // time has moved on: look again before sleeping
+        continue;
       }
-      if (stopping_ && queue_.empty()) {
-        scheduler_done_ = true;
-        executor_cv_.notify_all();
-        return;
-      }
-      absl::Time wake = absl::InfiniteFuture();
-      if (!queue_.empty()) {
-        wake = next_sweep_;
-        if (idle_executors_ > 0) wake = std::min(wake, queue_.NextDueTime());
-      }
-      clock_->WaitUntil(scheduler_cv_, lock, wake);
+      if (stopping_ && queue_.empty()) return;
+      ++idle_executors_;
+      clock_->WaitUntil(executor_cv_, lock, queue_.NextDueTime());
+      --idle_executors_;
     }
   }
 
-  // Runs the batches the scheduler hands over, until it is done and none is
-  // left.
-  void ExecutorLoop() {
+  // Fails queued tasks at their deadline and polls cancellation every
+  // sweep_interval, sleeping while the queue is empty. Ends at Shutdown()
+  // (the executors flush what is left, dropping dead tasks on the way).
+  void ReaperLoop() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (true) {
-      executor_cv_.wait(lock,
-                        [this] { return !ready_.empty() || scheduler_done_; });
-      if (ready_.empty()) return;
-      Batch batch = std::move(ready_.front());
-      ready_.pop_front();
-      lock.unlock();
-      Run(std::move(batch));  // destroys the tasks before we re-lock
-      lock.lock();
-      ++idle_executors_;
-      scheduler_cv_.notify_one();
+    absl::Time next_poll = absl::InfinitePast();
+    while (!stopping_) {
+      const absl::Time now = clock_->Now();
+      std::vector<Dropped> dropped;
+      if (!queue_.empty() &&
+          (now >= next_poll || now >= queue_.EarliestDeadline())) {
+        queue_.RemoveDead(now, dropped);
+        if (now >= next_poll) next_poll = now + options_.sweep_interval;
+      }
+      if (!dropped.empty()) {
+        Count(dropped);
+        lock.unlock();
+        FailAll(dropped);
+        lock.lock();
+        continue;
+      }
+      reaper_wake_ = queue_.empty()
+                         ? absl::InfiniteFuture()
+                         : std::min(next_poll, queue_.EarliestDeadline());
+      reaper_sleeping_ = true;
+      clock_->WaitUntil(reaper_cv_, lock, reaper_wake_);
+      reaper_sleeping_ = false;
+    }
+  }
+
+  // Wakes the reaper when tasks wait that it does not watch yet: it sleeps
+  // with no timeout on an empty queue, or past an earlier deadline. An awake
+  // reaper looks at the queue before it sleeps again.
+  void WakeReaperIfNeeded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!reaper_sleeping_ || queue_.empty()) return;
+    if (reaper_wake_ == absl::InfiniteFuture() ||
+        queue_.EarliestDeadline() < reaper_wake_) {
+      reaper_cv_.notify_one();
     }
   }
 
@@ -362,18 +379,17 @@ class BatchScheduler {
   // std::mutex, not absl::Mutex: Debian's Abseil is not built with TSan, so
   // its synchronisation would be invisible to the race detector.
   mutable std::mutex mu_;
-  std::condition_variable scheduler_cv_;  // queue, idle executors, shutdown
-  std::condition_variable executor_cv_;   // ready_, scheduler_done_
+  std::condition_variable executor_cv_;  // a batch may be due, or shutdown
+  std::condition_variable reaper_cv_;    // tasks to watch, or shutdown
   TaskQueue<TaskT> queue_ ABSL_GUARDED_BY(mu_);
-  std::deque<Batch> ready_ ABSL_GUARDED_BY(mu_);  // formed, not yet running
-  int idle_executors_ ABSL_GUARDED_BY(mu_) = 0;   // neither running nor owed
+  int idle_executors_ ABSL_GUARDED_BY(mu_) = 0;  // sleeping in ExecutorLoop
+  bool reaper_sleeping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time reaper_wake_ ABSL_GUARDED_BY(mu_);  // while reaper_sleeping_
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool scheduler_done_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   BatchSchedulerCounters counters_ ABSL_GUARDED_BY(mu_);
 
   std::mutex join_mu_;  // serialises the joins of concurrent Shutdown()s
-  std::thread scheduler_thread_;
+  std::thread reaper_thread_;
   std::vector<std::thread> executor_threads_;
 };
 

@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -458,6 +461,110 @@ TEST(ThreadedSchedulerTest, BatchesWhatQueuedWhileTheExecutorWasBusy) {
   (*s)->Shutdown();
   EXPECT_EQ(sizes, (std::vector<size_t>{1, 4, 2}));
   for (int i = 0; i <= 6; ++i) EXPECT_EQ(log.times(i), 1);
+}
+
+// An executor that blocks on its first batch until released, so that tests
+// can hold every executor busy while tasks wait.
+class BlockingExecutor {
+ public:
+  void operator()(Scheduler::Batch& batch) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++batches_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    for (auto& t : batch) t->Succeed();
+  }
+  bool WaitForBatches(int n) {
+    return WaitFor(mu_, cv_, [&] { return batches_ >= n; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int batches_ = 0;
+  bool released_ = false;
+};
+
+TEST(ThreadedSchedulerTest, ALoneTaskRunsAtOnceWithoutTimePassing) {
+  FakeClock clock(kStart);  // never advanced: no delay can elapse
+  CompletionLog log(1);
+  BlockingExecutor executor;
+  executor.Release();
+  auto s = Scheduler::Create(
+      BatchSchedulerOptions{}, [&](Scheduler::Batch&& b) { executor(b); },
+      &clock);
+  ASSERT_TRUE(s.ok());
+  auto task = std::make_unique<TestTask>(0, 10, 0, &log);
+  ASSERT_TRUE((*s)->Enqueue(task).ok());
+  EXPECT_TRUE(executor.WaitForBatches(1));
+  (*s)->Shutdown();
+  EXPECT_EQ(log.code(0), absl::StatusCode::kOk);
+}
+
+// With every executor busy, a waiting task fails at its deadline, not when
+// an executor comes back.
+TEST(ThreadedSchedulerTest, QueuedTaskExpiresAtItsDeadlineWhileExecutorsAreBusy) {
+  FakeClock clock(kStart);
+  CompletionLog log(2);
+  BlockingExecutor executor;
+  auto s = Scheduler::Create(
+      Opts(8, absl::ZeroDuration()),
+      [&](Scheduler::Batch&& b) { executor(b); }, &clock);
+  ASSERT_TRUE(s.ok());
+  auto busy = std::make_unique<TestTask>(0, 10, 0, &log);
+  ASSERT_TRUE((*s)->Enqueue(busy).ok());
+  ASSERT_TRUE(executor.WaitForBatches(1));
+  auto waiting = std::make_unique<TestTask>(
+      1, 10, 0, &log, kStart + absl::Milliseconds(5));
+  ASSERT_TRUE((*s)->Enqueue(waiting).ok());
+  clock.Advance(absl::Milliseconds(4));
+  EXPECT_EQ((*s)->depth(), 1);
+  clock.Advance(absl::Milliseconds(1));
+  for (int i = 0; i < 1000 && log.times(1) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(log.code(1), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(log.times(0), 0);  // the executor is still busy
+  executor.Release();
+  (*s)->Shutdown();
+  EXPECT_EQ(log.code(0), absl::StatusCode::kOk);
+  EXPECT_EQ(log.times(1), 1);
+  EXPECT_EQ((*s)->counters().expired, 1);
+}
+
+TEST(ThreadedSchedulerTest, CancellationIsPolledWhileExecutorsAreBusy) {
+  FakeClock clock(kStart);
+  CompletionLog log(2);
+  BlockingExecutor executor;
+  BatchSchedulerOptions o = Opts(8, absl::ZeroDuration());
+  o.sweep_interval = absl::Milliseconds(10);
+  auto s = Scheduler::Create(
+      o, [&](Scheduler::Batch&& b) { executor(b); }, &clock);
+  ASSERT_TRUE(s.ok());
+  auto busy = std::make_unique<TestTask>(0, 10, 0, &log);
+  ASSERT_TRUE((*s)->Enqueue(busy).ok());
+  ASSERT_TRUE(executor.WaitForBatches(1));
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  auto waiting = std::make_unique<TestTask>(1, 10, 0, &log,
+                                            absl::InfiniteFuture(), cancel);
+  ASSERT_TRUE((*s)->Enqueue(waiting).ok());
+  cancel->store(true);
+  // Polled within one sweep_interval (the first poll may come at once).
+  clock.Advance(absl::Milliseconds(10));
+  clock.Advance(absl::Milliseconds(10));
+  for (int i = 0; i < 1000 && log.times(1) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(log.code(1), absl::StatusCode::kCancelled);
+  EXPECT_EQ(log.times(0), 0);
+  executor.Release();
+  (*s)->Shutdown();
+  EXPECT_EQ(log.times(1), 1);
 }
 
 TEST(ThreadedSchedulerTest, ThrowingExecutorDoesNotStopTheThread) {

@@ -14,10 +14,11 @@ namespace fusion::batching {
 
 struct BatchSchedulerOptions {
   // A batch is dispatched once it holds max_batch_size tasks, or once its
-  // oldest task has waited max_queue_delay (0: as soon as an executor is
-  // free). Finite and >= 0.
+  // oldest task has waited max_queue_delay. 0, the default, is
+  // work-conserving: a free executor takes what is queued at once, and
+  // batches grow only while every executor is busy. Finite and >= 0.
   int max_batch_size = 64;
-  absl::Duration max_queue_delay = absl::Milliseconds(2);
+  absl::Duration max_queue_delay = absl::ZeroDuration();
 
   // Batch sizes the model runs best at, each in [1, max_batch_size], any
   // order. A bucket holding at least the smallest of them dispatches the
@@ -53,10 +54,10 @@ struct BatchSchedulerOptions {
   // At Shutdown(): true runs every queued task; false fails them UNAVAILABLE.
   bool drain_on_shutdown = true;
 
-  // How often the scheduler thread polls queued tasks for expiry and
-  // cancellation while any are queued (> 0, finite). Tasks picked for a batch
-  // are always checked, whatever this is.
-  absl::Duration sweep_interval = absl::Milliseconds(1);
+  // How often queued tasks are polled for cancellation while any wait
+  // (> 0, finite). Deadlines are not polled: a task fails at its deadline.
+  // Tasks picked for a batch are always checked, whatever this is.
+  absl::Duration sweep_interval = absl::Milliseconds(10);
 };
 
 // OK, or INVALID_ARGUMENT naming the first bad field.

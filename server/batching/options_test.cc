@@ -14,7 +14,7 @@ TEST(OptionsTest, DefaultsAreValid) {
   const BatchSchedulerOptions o;
   EXPECT_TRUE(ValidateOptions(o).ok());
   EXPECT_EQ(o.max_batch_size, 64);
-  EXPECT_EQ(o.max_queue_delay, absl::Milliseconds(2));
+  EXPECT_EQ(o.max_queue_delay, absl::ZeroDuration());
   EXPECT_EQ(o.length_bucket_edges, (std::vector<int>{16, 32, 64, 128}));
   EXPECT_EQ(o.priority_levels, 2);
   EXPECT_EQ(o.max_queue_size, 1024);

@@ -115,11 +115,13 @@ class TaskQueue {
     ++bucket_count_[bucket];
     ++priority_count_[priority];
     ++size_;
+    earliest_deadline_ = std::min(earliest_deadline_, deadline);
     return absl::OkStatus();
   }
 
   // Removes every queued task that is past its deadline or cancelled.
   void RemoveDead(absl::Time now, std::vector<Dropped>& dropped) {
+    earliest_deadline_ = absl::InfiniteFuture();
     for (size_t b = 0; b < buckets_.size(); ++b) {
       for (auto& fifo : buckets_[b]) {
         size_t kept = 0;
@@ -129,6 +131,7 @@ class TaskQueue {
             Forget(b, fifo[i]);
             dropped.push_back({std::move(fifo[i].task), std::move(dead)});
           } else {
+            earliest_deadline_ = std::min(earliest_deadline_, fifo[i].deadline);
             if (kept != i) fifo[kept] = std::move(fifo[i]);
             ++kept;
           }
@@ -164,6 +167,11 @@ class TaskQueue {
     return due;
   }
 
+  // Never later than the earliest deadline of a queued task: exact after
+  // RemoveDead(), possibly earlier once tasks have left in batches (a waiter
+  // that wakes at it early finds nothing to do). InfiniteFuture when empty.
+  absl::Time EarliestDeadline() const { return earliest_deadline_; }
+
   // Removes and returns every queued task (a shutdown that does not drain).
   Batch TakeAll() {
     Batch all;
@@ -177,6 +185,7 @@ class TaskQueue {
     }
     std::fill(priority_count_.begin(), priority_count_.end(), 0);
     size_ = 0;
+    earliest_deadline_ = absl::InfiniteFuture();
     return all;
   }
 
@@ -257,7 +266,7 @@ class TaskQueue {
   void Forget(size_t bucket, const Entry& e) {
     --bucket_count_[bucket];
     --priority_count_[e.priority];
-    --size_;
+    if (--size_ == 0) earliest_deadline_ = absl::InfiniteFuture();
   }
 
   // Moves the best ranked live tasks of `bucket` into `batch` until it holds
@@ -392,6 +401,7 @@ class TaskQueue {
   std::vector<int> bucket_count_;
   std::vector<int> priority_count_;
   int size_ = 0;
+  absl::Time earliest_deadline_ = absl::InfiniteFuture();  // see its getter
   uint64_t next_seq_ = 0;
 };
 

@@ -29,7 +29,6 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
   if (tok->max_chars_per_word() == 0) tok->set_max_chars_per_word(100);
   auto* b = c.mutable_batching();
   if (b->max_batch_size() == 0) b->set_max_batch_size(64);
-  if (b->max_queue_delay_us() == 0) b->set_max_queue_delay_us(2000);
   if (b->length_bucket_edges().empty()) {
     for (int edge : {16, 32, 64, 128}) b->add_length_bucket_edges(edge);
   }

@@ -36,7 +36,7 @@ TEST(BundleConfigTest, FillsDefaults) {
   EXPECT_EQ(config->platform(), "torchscript");
   EXPECT_EQ(config->model_file(), "model.pt");
   EXPECT_EQ(config->batching().max_batch_size(), 64);
-  EXPECT_EQ(config->batching().max_queue_delay_us(), 2000);
+  EXPECT_EQ(config->batching().max_queue_delay_us(), 0);
   EXPECT_EQ(config->batching().length_bucket_edges_size(), 4);
   EXPECT_EQ(config->batching().max_queue_size(), 1024);
   EXPECT_EQ(config->batching().priority_levels(), 2);
