@@ -1,7 +1,8 @@
 """Writes the model bundle the server loads: models/fusion/1/
   model.pt      torch.jit.script of the eval model (plain script + save, no
                 freeze, so LibTorch 1.13 and 2.x both load it)
-  config.pbtxt  fusion.v1.ModelConfig in protobuf text format
+  config.pbtxt  fusion.v1.ModelConfig in protobuf text format; pinned to fp32
+                when model.bf16_check finds bf16 off on unseen data
   vocab.txt     the WordPiece vocab
   golden.jsonl  requests scored one at a time by the saved model.pt, for the
                 C++ tokenizer and runtime to reproduce
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from google.protobuf import text_format
 
-from model import golden_requests, synthetic_data, wordpiece
+from model import bf16_check, golden_requests, synthetic_data, wordpiece
 from model.config_proto import REPO_ROOT, model_config_pb2
 from model.train import MAX_TOKENS, TrainResult, load_checkpoint
 
@@ -29,7 +30,7 @@ CONFIG_HEADER = (
     "# TRUNCATION_TRUNCATE and unset allow_missing is false.\n")
 
 
-def build_config(mean: np.ndarray, std: np.ndarray):
+def build_config(mean: np.ndarray, std: np.ndarray, bf16_ok: bool = True):
     pb2 = model_config_pb2()
     config = pb2.ModelConfig(
         name="fusion", version=1, platform="torchscript", model_file="model.pt",
@@ -56,6 +57,9 @@ def build_config(mean: np.ndarray, std: np.ndarray):
         length_bucket_edges=[6, 8, 10, 12, 16, 24, 32, 64, 128],
         max_queue_size=1024, priority_levels=2))
     config.runtime.warmup_iterations = 3
+    if not bf16_ok:
+        # AUTO would serve large batches in bf16 on some CPUs.
+        config.runtime.precision = pb2.RuntimeConfig.PRECISION_FP32
     return config
 
 
@@ -99,8 +103,11 @@ def export_bundle(result: TrainResult, out_dir: str = DEFAULT_OUT) -> List[str]:
 
     torch.jit.script(result.model.eval()).save(paths["model.pt"])
     wordpiece.write_vocab(result.vocab, paths["vocab.txt"])
+    bf16 = bf16_check.check_bf16(paths["model.pt"], paths["vocab.txt"])
+    print(bf16.summary() + ("" if bf16.ok else "; config.pbtxt pins fp32"))
     tab = result.model.tab_encoder
-    config = build_config(tab.feature_mean.numpy(), tab.feature_std.numpy())
+    config = build_config(tab.feature_mean.numpy(), tab.feature_std.numpy(),
+                          bf16_ok=bf16.ok)
     with open(paths["config.pbtxt"], "w", encoding="utf-8") as f:
         f.write(CONFIG_HEADER + text_format.MessageToString(config, as_utf8=True))
 

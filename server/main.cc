@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "server/common/log.h"
 #include "server/runtime/blas_kernels.h"
+#include "server/runtime/precision.h"
 #include "server/server_app.h"
 
 ABSL_FLAG(std::string, model_repository, "models",
@@ -28,6 +29,10 @@ ABSL_FLAG(int, intra_op_threads, 0,
           "unset there: usable CPUs / executors, 1 with executors unset)");
 ABSL_FLAG(int, interop_threads, 0,
           "LibTorch inter-op threads (0: config, else 1)");
+ABSL_FLAG(std::string, precision, "",
+          "auto | fp32 | bf16: the forward's arithmetic; overrides config "
+          "(empty: keep; auto: bf16 for batches large enough to gain, on a "
+          "CPU that computes bf16 natively, once golden.jsonl passes in it)");
 ABSL_FLAG(int, max_batch_size, 0, "Overrides config.pbtxt (0: keep)");
 ABSL_FLAG(int64_t, max_queue_delay_us, -1,
           "Overrides config.pbtxt (-1: keep; 0 dispatches at once)");
@@ -90,6 +95,15 @@ int main(int argc, char** argv) {
   options.device = absl::GetFlag(FLAGS_device);
   options.intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
   options.interop_threads = absl::GetFlag(FLAGS_interop_threads);
+  if (const std::string precision = absl::GetFlag(FLAGS_precision);
+      !precision.empty()) {
+    auto value = fusion::runtime::ParsePrecision(precision);
+    if (!value.ok()) {
+      fusion::Log(fusion::LogLevel::kError, "--", value.status().message());
+      return EXIT_FAILURE;
+    }
+    options.precision = *value;
+  }
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.batching.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
   options.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);

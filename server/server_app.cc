@@ -17,6 +17,7 @@
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/blas_kernels.h"
+#include "server/runtime/precision.h"
 #include "server/runtime/torch_model_runtime.h"
 #include "server/serving/serving_state.h"
 
@@ -99,6 +100,7 @@ absl::Status RunServer(const ServerAppOptions& options) {
   runtime_options.device = *device;
   runtime_options.intra_op_threads = options.intra_op_threads;
   runtime_options.interop_threads = options.interop_threads;
+  runtime_options.precision = options.precision;
   registry_options.runtime_factory =
       [runtime_options](const std::string& bundle_dir,
                         const fusion::v1::ModelConfig& config)
@@ -126,9 +128,10 @@ absl::Status RunServer(const ServerAppOptions& options) {
   // The OpenBLAS kernels this process runs, for build_info and the log.
   const std::string blas_kernels =
       runtime::LoadedOpenBlasCore().value_or("none");
+  const runtime::PrecisionPlan precision = default_servable.precision();
   metrics.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
                         runtime::TorchVersion(), default_servable.device(),
-                        blas_kernels});
+                        blas_kernels, runtime::PrecisionName(precision)});
 
   api::ScoringServiceImpl scoring(&state, [&metrics](absl::StatusCode code) {
     metrics.RecordUnroutedRequest(code);
@@ -158,7 +161,8 @@ absl::Status RunServer(const ServerAppOptions& options) {
   SetHealth(*server, true);
   Log(LogLevel::kInfo, "serving ", options.default_model, " via gRPC on ",
       options.grpc_address, " (torch ", runtime::TorchVersion(),
-      ", OpenBLAS kernels: ", blas_kernels, ")");
+      ", OpenBLAS kernels: ", blas_kernels,
+      ", precision: ", runtime::DescribePrecision(precision), ")");
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

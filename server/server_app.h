@@ -3,6 +3,7 @@
 #ifndef FUSION_SERVER_SERVER_APP_H_
 #define FUSION_SERVER_SERVER_APP_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,6 +20,8 @@ struct ServerAppOptions {
   std::string device = "auto";  // auto | cpu | cuda
   int intra_op_threads = 0;
   int interop_threads = 0;
+  // Overrides each model's config.pbtxt runtime.precision when set.
+  std::optional<fusion::v1::RuntimeConfig::Precision> precision;
   serving::BatchingOverrides batching;
   absl::Duration drain_delay = absl::ZeroDuration();
   absl::Duration shutdown_timeout = absl::Seconds(30);

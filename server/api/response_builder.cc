@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "server/runtime/precision.h"
+
 namespace fusion::api {
 
 void FillScoreResponse(const std::string& request_id,
@@ -63,6 +65,9 @@ fusion::v1::ModelMetadata BuildModelMetadata(
   metadata.set_vocab_size(servable.tokenizer().vocab_size());
   metadata.set_attention_heads(config.attention_heads());
   metadata.set_device(servable.device());
+  const runtime::PrecisionPlan precision = servable.precision();
+  metadata.set_precision(runtime::PrecisionName(precision));
+  metadata.set_bf16_min_positions(precision.bf16_min_positions);
   const auto& b = config.batching();
   fusion::v1::BatchingMetadata* batching = metadata.mutable_batching();
   batching->set_max_batch_size(b.max_batch_size());

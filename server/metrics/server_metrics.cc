@@ -191,7 +191,8 @@ void ServerMetrics::SetBuildInfo(const BuildInfo& build) {
             {"git_sha", build.git_sha},
             {"torch_version", build.torch_version},
             {"device", build.device},
-            {"blas_kernels", build.blas_kernels}})
+            {"blas_kernels", build.blas_kernels},
+            {"precision", build.precision}})
       .Set(1);
 }
 

@@ -29,6 +29,7 @@ struct BuildInfo {
   std::string torch_version;
   std::string device;
   std::string blas_kernels;  // OpenBLAS core type, or "none"
+  std::string precision;     // the default model's: "fp32" or "bf16"
 };
 
 class ServerMetrics {

@@ -27,7 +27,7 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
                              /*compute=*/absl::Milliseconds(4)});
   metrics.RecordUnroutedRequest(absl::StatusCode::kNotFound);
   metrics.SetModelLoaded("fusion", "1", 1.5);
-  metrics.SetBuildInfo({"0.1.0", "abc", "1.13.0", "cpu", "Cooperlake"});
+  metrics.SetBuildInfo({"0.1.0", "abc", "1.13.0", "cpu", "Cooperlake", "bf16"});
   metrics.AddScrapeHook(
       [&metrics] { metrics.SetQueueDepth("fusion", "1", 1, 7); });
 
@@ -59,7 +59,7 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
   EXPECT_TRUE(HasLine(text, R"(fusion_queue_depth{model="fusion",priority="1",version="1"} 7)"));
   EXPECT_TRUE(HasLine(text, R"(fusion_model_ready{model="fusion",version="1"} 1)"));
   EXPECT_TRUE(HasLine(text,
-      R"(fusion_build_info{blas_kernels="Cooperlake",device="cpu",git_sha="abc",torch_version="1.13.0",version="0.1.0"} 1)"));
+      R"(fusion_build_info{blas_kernels="Cooperlake",device="cpu",git_sha="abc",precision="bf16",torch_version="1.13.0",version="0.1.0"} 1)"));
   EXPECT_TRUE(absl::StrContains(text, "\nprocess_resident_memory_bytes "));
   EXPECT_TRUE(absl::StrContains(text, "\nprocess_open_fds "));
   EXPECT_TRUE(absl::StrContains(text, "\nprocess_cpu_seconds_total "));

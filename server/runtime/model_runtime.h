@@ -36,6 +36,15 @@ struct ScoringOutput {
   std::vector<int32_t> features_to_text_shape;
 };
 
+// The arithmetic a runtime's forwards use, decided at load.
+struct PrecisionPlan {
+  bool bf16 = false;  // false: every forward in fp32
+  // With bf16: a batch of fewer positions runs in fp32, where bf16 is
+  // slower; 0: every batch in bf16. Positions: requests x (padded tokens +
+  // features), each feature being a token of the cross-attention.
+  int64_t bf16_min_positions = 0;
+};
+
 // A batch collated by ModelRuntime::Prepare, to be passed to Run of the same
 // runtime. Opaque: each runtime keeps its tensors in a subclass.
 class PreparedBatch {
@@ -76,6 +85,9 @@ class ModelRuntime {
 
   // CPU threads one forward uses: how many executors the CPUs can feed.
   virtual int intra_op_threads() const = 0;
+
+  // Fixed after construction; fp32 unless the runtime says otherwise.
+  virtual PrecisionPlan precision() const { return {}; }
 };
 
 }  // namespace fusion::runtime

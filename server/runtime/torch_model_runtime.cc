@@ -9,11 +9,17 @@
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "server/common/log.h"
+#include "server/runtime/bf16_autocast.h"
 #include "server/runtime/cpu_budget.h"
+#include "server/runtime/golden_file.h"
+#include "server/runtime/precision.h"
 
 namespace fusion::runtime {
 namespace {
@@ -62,6 +68,7 @@ absl::StatusOr<torch::Device> ChooseDevice(DevicePreference preference) {
 struct TorchPreparedBatch final : PreparedBatch {
   std::vector<const ScoringInput*> batch;  // the caller's, not owned
   bool need_weights = false;
+  int64_t positions = 0;  // requests x (padded tokens + features)
   std::vector<torch::jit::IValue> inputs;  // ids, mask, features, weights
 };
 
@@ -83,7 +90,12 @@ auto GuardTorch(absl::string_view what, Fn fn)
 }  // namespace
 
 struct TorchModelRuntime::Impl {
-  torch::jit::script::Module module;
+  torch::jit::script::Module module;  // fp32
+  // A second copy (a few MB) with bf16 matmul weights, which runs only under
+  // Bf16Autocast, while fp32 batches keep the fp32 weights. Set iff
+  // precision.bf16.
+  std::optional<torch::jit::script::Module> bf16_module;
+  PrecisionPlan precision;
   torch::Device device{torch::kCPU};
   int64_t pad_id = 0;
   int64_t num_features = 0;
@@ -127,6 +139,7 @@ struct TorchModelRuntime::Impl {
       features = features.pin_memory().to(device, /*non_blocking=*/true);
     }
     prepared->inputs = {ids, mask, features, prepared->need_weights};
+    prepared->positions = size * (length + num_features);
     return prepared;
   }
 
@@ -151,16 +164,32 @@ struct TorchModelRuntime::Impl {
     out.features_to_text_shape.assign(f2t.sizes().begin(), f2t.sizes().end());
   }
 
-  // Forward, then the outputs cut back per request. Consumes the inputs.
+  // Forward in the precision the plan gives the batch's size.
   std::vector<ScoringOutput> Forward(TorchPreparedBatch& prepared) {
+    return ForwardIn(prepared, RunsInBf16(precision, prepared.positions));
+  }
+
+  // Forward, then the outputs (fp32 on the CPU) cut back per request.
+  // Consumes the inputs. `bf16` needs bf16_module.
+  std::vector<ScoringOutput> ForwardIn(TorchPreparedBatch& prepared,
+                                       bool bf16) {
     const auto& batch = prepared.batch;
-    auto result = module.forward(std::move(prepared.inputs)).toTuple();
+    c10::intrusive_ptr<c10::ivalue::Tuple> result;
+    if (bf16) {
+      Bf16Autocast autocast(device);
+      result = bf16_module->forward(std::move(prepared.inputs)).toTuple();
+    } else {
+      result = module.forward(std::move(prepared.inputs)).toTuple();
+    }
     const auto& elements = result->elements();
-    torch::Tensor probs = elements[0].toTensor().to(torch::kCPU).contiguous();
+    auto to_host = [](const c10::IValue& value) {
+      return value.toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+    };
+    torch::Tensor probs = to_host(elements[0]);
     torch::Tensor text_to_tab, tab_to_text;
     if (prepared.need_weights) {
-      text_to_tab = elements[1].toTensor().to(torch::kCPU).contiguous();
-      tab_to_text = elements[2].toTensor().to(torch::kCPU).contiguous();
+      text_to_tab = to_host(elements[1]);
+      tab_to_text = to_host(elements[2]);
     }
     const int64_t classes = probs.size(1);
     const float* prob_data = probs.data_ptr<float>();
@@ -177,7 +206,7 @@ struct TorchModelRuntime::Impl {
 
   // Exercises short and long shapes, with and without weights, so the
   // TorchScript profiling executor has optimised before real traffic.
-  void WarmUp(int iterations, int max_tokens, int max_batch) {
+  void WarmUp(int iterations, int max_tokens, int max_batch, bool bf16) {
     ScoringInput short_input, long_input;
     short_input.token_ids.assign(8, 1);
     long_input.token_ids.assign(max_tokens, 1);
@@ -189,9 +218,116 @@ struct TorchModelRuntime::Impl {
     batch.back() = &long_input;
     c10::InferenceMode inference_mode;
     for (int i = 0; i < iterations; ++i) {
-      Forward(*Collate(absl::MakeConstSpan(&batch[0], 1)));
-      Forward(*Collate(batch));
+      ForwardIn(*Collate(absl::MakeConstSpan(&batch[0], 1)), bf16);
+      ForwardIn(*Collate(batch), bf16);
     }
+  }
+
+  // The largest probability change bf16 makes to the golden answers, each
+  // request alone (as the exporter scored them) and all in one padded batch.
+  double Bf16GoldenDelta(const std::vector<GoldenCase>& cases) {
+    c10::InferenceMode inference_mode;
+    std::vector<const ScoringInput*> all;
+    std::vector<ScoringOutput> alone;
+    for (const GoldenCase& golden : cases) {
+      all.push_back(&golden.input);
+      alone.push_back(
+          std::move(ForwardIn(*Collate(absl::MakeConstSpan(&all.back(), 1)),
+                              /*bf16=*/true)[0]));
+    }
+    return std::max(MaxProbabilityDelta(cases, alone),
+                    MaxProbabilityDelta(cases, ForwardIn(*Collate(all), true)));
+  }
+
+  // Both precisions timed at CrossoverShapes (precision.h), ~0.5 s.
+  std::vector<ShapeTiming> TimePrecisions(int max_tokens, int max_batch) {
+    constexpr int kRepetitions = 7;
+    c10::InferenceMode inference_mode;
+    return TimeBothPrecisions(
+        CrossoverShapes(max_tokens, max_batch), num_features, kRepetitions,
+        [this](const CrossoverShape& shape, bool bf16) {
+          ScoringInput input;
+          input.token_ids.assign(shape.tokens, 1);
+          input.features.assign(num_features, 0.0f);
+          const std::vector<const ScoringInput*> batch(shape.requests, &input);
+          auto prepared = Collate(batch);
+          const absl::Time start = absl::Now();
+          ForwardIn(*prepared, bf16);
+          return absl::ToDoubleSeconds(absl::Now() - start);
+        });
+  }
+
+  // The bf16 copy: loaded again, matmul weights cast, warmed up in bf16.
+  void LoadBf16Module(const std::string& path,
+                      const fusion::v1::ModelConfig& config) {
+    bf16_module = torch::jit::load(path, device);
+    bf16_module->eval();
+    CastMatmulWeightsToBf16(*bf16_module);
+    WarmUp(config.runtime().warmup_iterations(), config.max_tokens(),
+           config.batching().max_batch_size(), /*bf16=*/true);
+  }
+
+  // Decides the precision (precision.h), and for bf16 builds, checks and
+  // (under AUTO) times the bf16 copy. Torch errors propagate as exceptions.
+  absl::Status SetUpPrecision(const std::string& bundle_dir,
+                              const std::string& path,
+                              const fusion::v1::ModelConfig& config,
+                              Precision requested) {
+    const std::string model =
+        absl::StrCat(config.name(), " v", config.version());
+    const bool native = CpuComputesBf16Natively();
+    auto golden = ReadGoldenFile(bundle_dir + "/" + kGoldenFileName);
+    const PrecisionDecision decision =
+        DecidePrecision(requested, device.is_cuda(), native, golden.ok());
+    Log(LogLevel::kInfo, model, ": precision: ", decision.reason);
+    if (decision.use == Bf16Use::kNever) return absl::OkStatus();
+    const bool every_batch = decision.use == Bf16Use::kEveryBatch;
+    if (!golden.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "precision bf16: no golden answers to check it against (",
+          golden.status().message(), ")"));
+    }
+    if (every_batch && !device.is_cuda() && !native) {
+      Log(LogLevel::kWarning, model,
+          ": this CPU does not compute bf16 "
+          "natively; bf16 is emulated and slower than fp32");
+    }
+    LoadBf16Module(path, config);
+    const double delta = Bf16GoldenDelta(*golden);
+    const std::string checked = absl::StrCat(
+        "bf16 moves a golden probability by up to ", absl::SixDigits(delta),
+        " (limit ", kMaxBf16ProbabilityDelta, ")");
+    if (!(delta <= kMaxBf16ProbabilityDelta)) {
+      bf16_module.reset();
+      if (every_batch) return absl::FailedPreconditionError(checked);
+      Log(LogLevel::kWarning, model, ": ", checked, "; serving fp32");
+      return absl::OkStatus();
+    }
+    Log(LogLevel::kInfo, model, ": ", checked);
+    if (every_batch) {
+      precision = {/*bf16=*/true, /*bf16_min_positions=*/0};
+      return absl::OkStatus();
+    }
+    const std::vector<ShapeTiming> timings =
+        TimePrecisions(config.max_tokens(), config.batching().max_batch_size());
+    std::string measured;
+    for (const ShapeTiming& t : timings) {
+      absl::StrAppend(&measured, measured.empty() ? "" : ", ", t.positions,
+                      ": ", absl::SixDigits(t.bf16_seconds / t.fp32_seconds));
+    }
+    Log(LogLevel::kInfo, model,
+        ": bf16/fp32 forward time by positions "
+        "(requests x (tokens + features)): ",
+        measured);
+    if (const auto from = Bf16MinPositions(timings)) {
+      precision = {/*bf16=*/true, /*bf16_min_positions=*/*from};
+    } else {
+      Log(LogLevel::kInfo, model,
+          ": bf16 is not faster at any batch size "
+          "measured; serving fp32");
+      bf16_module.reset();
+    }
+    return absl::OkStatus();
   }
 };
 
@@ -231,7 +367,13 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
     impl->module = torch::jit::load(path, impl->device);
     impl->module.eval();
     impl->WarmUp(config.runtime().warmup_iterations(), config.max_tokens(),
-                 config.batching().max_batch_size());
+                 config.batching().max_batch_size(), /*bf16=*/false);
+    if (absl::Status status = impl->SetUpPrecision(
+            bundle_dir, path, config,
+            options.precision.value_or(config.runtime().precision()));
+        !status.ok()) {
+      return status;
+    }
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("loading ", path, " failed: ", e.what_without_backtrace()));
@@ -272,6 +414,8 @@ std::string TorchModelRuntime::device() const { return impl_->device.str(); }
 int TorchModelRuntime::intra_op_threads() const {
   return impl_->intra_op_threads;
 }
+
+PrecisionPlan TorchModelRuntime::precision() const { return impl_->precision; }
 
 std::string TorchVersion() {
   return absl::StrCat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".",

@@ -8,6 +8,7 @@
 #define FUSION_SERVER_RUNTIME_TORCH_MODEL_RUNTIME_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -25,15 +26,23 @@ struct TorchRuntimeOptions {
   int intra_op_threads = 0;
   // LibTorch inter-op threads; 0: the config's value.
   int interop_threads = 0;
+  // Unset: config.runtime().precision() (see precision.h).
+  std::optional<fusion::v1::RuntimeConfig::Precision> precision;
 };
 
 class TorchModelRuntime final : public ModelRuntime {
  public:
   // Loads `<bundle_dir>/<config.model_file()>`, moves it to the chosen
   // device, sets process-wide thread counts (first call wins for inter-op)
-  // and runs config.runtime().warmup_iterations() forwards.
+  // and runs config.runtime().warmup_iterations() forwards. When bf16 is
+  // tried (precision.h), loads a second copy with bf16 matmul weights,
+  // scores `<bundle_dir>/golden.jsonl` with it and, under AUTO, times both
+  // precisions to find the batch size from which bf16 is faster (1.5 s
+  // more on a 2-CPU EPYC).
   // Errors: NOT_FOUND (no file), FAILED_PRECONDITION (cuda asked for but
-  // absent), INTERNAL (the module fails to load or to run its warm-up).
+  // absent; bf16 asked for and golden.jsonl missing or off by more than
+  // kMaxBf16ProbabilityDelta), INTERNAL (the module fails to load or to run
+  // its warm-up).
   static absl::StatusOr<std::unique_ptr<TorchModelRuntime>> Create(
       const std::string& bundle_dir, const fusion::v1::ModelConfig& config,
       const TorchRuntimeOptions& options);
@@ -50,6 +59,7 @@ class TorchModelRuntime final : public ModelRuntime {
   std::string device() const override;
   // Threads LibTorch uses for one forward (after Create applied them).
   int intra_op_threads() const override;
+  PrecisionPlan precision() const override;
 
  private:
   struct Impl;

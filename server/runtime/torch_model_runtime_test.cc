@@ -1,14 +1,18 @@
 // The cross-language contract: LibTorch reproduces what the Python model
-// wrote into golden.jsonl, alone and inside one padded batch.
+// wrote into golden.jsonl, alone and inside one padded batch; in fp32
+// exactly, in bf16 within kMaxBf16ProbabilityDelta.
 #include "server/runtime/torch_model_runtime.h"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "server/runtime/bundle_config.h"
+#include "server/runtime/precision.h"
 
 namespace fusion::runtime {
 namespace {
@@ -67,6 +71,7 @@ class TorchModelRuntimeTest : public ::testing::Test {
     TorchRuntimeOptions options;
     options.device = DevicePreference::kCpu;
     options.intra_op_threads = 2;
+    options.precision = fusion::v1::RuntimeConfig::PRECISION_FP32;
     auto runtime = TorchModelRuntime::Create(kBundle, *config, options);
     ASSERT_TRUE(runtime.ok()) << runtime.status();
     runtime_ = runtime->release();
@@ -97,6 +102,7 @@ std::vector<Golden>* TorchModelRuntimeTest::goldens_ = nullptr;
 TEST_F(TorchModelRuntimeTest, ReproducesEveryGoldenRequestAlone) {
   ASSERT_GE(goldens_->size(), 40u);
   EXPECT_EQ(runtime_->device(), "cpu");
+  EXPECT_FALSE(runtime_->precision().bf16);
   for (size_t i = 0; i < goldens_->size(); ++i) {
     const Golden& g = (*goldens_)[i];
     const ScoringInput* batch[] = {&g.input};
@@ -251,6 +257,171 @@ TEST(TorchModelRuntimeCreateTest, MissingModelFileIsNotFound) {
   config->set_model_file("no-such-model.pt");
   auto runtime = TorchModelRuntime::Create(kBundle, *config, {});
   EXPECT_EQ(runtime.status().code(), absl::StatusCode::kNotFound);
+}
+
+// Runtimes in other precisions, each loaded for its test (a few seconds).
+class PrecisionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto config = LoadBundleConfig(kBundle);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    goldens_ = ReadGolden();
+  }
+
+  absl::StatusOr<std::unique_ptr<TorchModelRuntime>> Create(
+      fusion::v1::RuntimeConfig::Precision precision,
+      const std::string& bundle = kBundle) {
+    TorchRuntimeOptions options;
+    options.device = DevicePreference::kCpu;
+    options.intra_op_threads = 1;
+    options.precision = precision;
+    return TorchModelRuntime::Create(bundle, config_, options);
+  }
+
+  // A bundle beside the real one whose golden.jsonl says `golden` (no file
+  // when empty). One folder per test: ctest runs tests in parallel.
+  std::string BundleWithGolden(const std::string& golden) {
+    namespace fs = std::filesystem;
+    const fs::path dir =
+        fs::path(::testing::TempDir()) /
+        (std::string("precision_bundle_") +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::create_symlink(fs::path(kBundle) / "model.pt", dir / "model.pt");
+    if (!golden.empty()) std::ofstream(dir / "golden.jsonl") << golden;
+    return dir.string();
+  }
+
+  // golden.jsonl with every probability moved by `shift`.
+  static std::string ShiftedGolden(float shift) {
+    std::ifstream in(std::string(kBundle) + "/golden.jsonl");
+    std::string out;
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      auto json = nlohmann::json::parse(line);
+      auto probs = json["probabilities"].get<std::vector<float>>();
+      json["probabilities"] = {probs[0] - shift, probs[1] + shift};
+      out += json.dump() + "\n";
+    }
+    return out;
+  }
+
+  // The largest probability error over the golden requests, each alone
+  // (those of fewer than `below` positions) or all in one padded batch.
+  double MaxError(ModelRuntime& runtime, bool alone,
+                  int64_t below = std::numeric_limits<int64_t>::max()) {
+    std::vector<const ScoringInput*> batch;
+    for (const Golden& g : goldens_) batch.push_back(&g.input);
+    double error = 0;
+    auto check = [&](absl::Span<const ScoringInput* const> part, size_t first) {
+      auto outputs = runtime.RunBatch(part);
+      EXPECT_TRUE(outputs.ok()) << outputs.status();
+      if (!outputs.ok()) return;
+      for (size_t i = 0; i < part.size(); ++i) {
+        const auto& expected = goldens_[first + i].probabilities;
+        const auto& actual = (*outputs)[i].probabilities;
+        for (size_t c = 0; c < expected.size(); ++c) {
+          error = std::max<double>(error, std::abs(actual[c] - expected[c]));
+        }
+      }
+    };
+    if (alone) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const int64_t positions =
+            batch[i]->token_ids.size() + batch[i]->features.size();
+        if (positions < below) check(absl::MakeConstSpan(&batch[i], 1), i);
+      }
+    } else {
+      check(batch, 0);
+    }
+    return error;
+  }
+
+  fusion::v1::ModelConfig config_;
+  std::vector<Golden> goldens_;
+};
+
+TEST_F(PrecisionTest, Bf16ScoresEveryGoldenRequestWithinTolerance) {
+  auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_BF16);
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  EXPECT_TRUE((*runtime)->precision().bf16);
+  EXPECT_EQ((*runtime)->precision().bf16_min_positions, 0);
+  const double alone = MaxError(**runtime, /*alone=*/true);
+  const double batched = MaxError(**runtime, /*alone=*/false);
+  EXPECT_LE(alone, kMaxBf16ProbabilityDelta);
+  EXPECT_LE(batched, kMaxBf16ProbabilityDelta);
+  // bf16 really ran: fp32 reproduces the golden answers to 1e-5 or so.
+  EXPECT_GT(std::max(alone, batched), 1e-4);
+  // Attention comes back too, as fp32 values of the right shape.
+  ScoringInput input = goldens_[3].input;
+  input.attention = AttentionDetail::kPerHead;
+  const ScoringInput* one[] = {&input};
+  auto outputs = (*runtime)->RunBatch(one);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  EXPECT_EQ((*outputs)[0].text_to_features.size(),
+            goldens_[3].text_to_features.size());
+  EXPECT_EQ((*outputs)[0].features_to_text.size(),
+            goldens_[3].features_to_text.size());
+  EXPECT_EQ((*outputs)[0].text_to_features_shape.size(), 3u);
+}
+
+TEST_F(PrecisionTest, AutoRunsSmallBatchesInFp32) {
+  auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_AUTO);
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  const PrecisionPlan plan = (*runtime)->precision();
+  if (!CpuComputesBf16Natively()) {
+    EXPECT_FALSE(plan.bf16);
+  } else if (plan.bf16) {
+    // Requests alone below the crossover run in fp32: exact. Most are
+    // (it was 90-250 positions here, a request alone 18-144).
+    EXPECT_GT(plan.bf16_min_positions, 0);
+    EXPECT_LE(MaxError(**runtime, /*alone=*/true, plan.bf16_min_positions),
+              kTolerance);
+  }
+  EXPECT_LE(MaxError(**runtime, /*alone=*/false), kMaxBf16ProbabilityDelta);
+}
+
+TEST_F(PrecisionTest, Bf16OffTheGoldenAnswersFailsTheLoadNamingTheFigure) {
+  const std::string bundle = BundleWithGolden(ShiftedGolden(0.02f));
+  auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_BF16, bundle);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition)
+      << runtime.status();
+  EXPECT_NE(runtime.status().message().find("golden probability by up to 0.0"),
+            std::string::npos)
+      << runtime.status();
+  EXPECT_NE(runtime.status().message().find("limit 0.01"), std::string::npos)
+      << runtime.status();
+  // AUTO falls back to fp32 instead.
+  auto fallback = Create(fusion::v1::RuntimeConfig::PRECISION_AUTO, bundle);
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_FALSE((*fallback)->precision().bf16);
+}
+
+TEST_F(PrecisionTest, WithoutGoldenAnswersBf16FailsAndAutoStaysFp32) {
+  const std::string bundle = BundleWithGolden("");
+  auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_BF16, bundle);
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition)
+      << runtime.status();
+  auto fallback = Create(fusion::v1::RuntimeConfig::PRECISION_AUTO, bundle);
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_FALSE((*fallback)->precision().bf16);
+}
+
+TEST_F(PrecisionTest, ConfigPrecisionAppliesWithoutAnOverride) {
+  config_.mutable_runtime()->set_precision(
+      fusion::v1::RuntimeConfig::PRECISION_BF16);
+  TorchRuntimeOptions options;
+  options.device = DevicePreference::kCpu;
+  options.intra_op_threads = 1;
+  auto runtime = TorchModelRuntime::Create(kBundle, config_, options);
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  EXPECT_TRUE((*runtime)->precision().bf16);
+  options.precision = fusion::v1::RuntimeConfig::PRECISION_FP32;
+  auto overridden = TorchModelRuntime::Create(kBundle, config_, options);
+  ASSERT_TRUE(overridden.ok()) << overridden.status();
+  EXPECT_FALSE((*overridden)->precision().bf16);
 }
 
 }  // namespace

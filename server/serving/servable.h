@@ -51,6 +51,7 @@ class Servable {
   const text::WordPieceTokenizer& tokenizer() const { return *tokenizer_; }
   std::string version() const { return std::to_string(config_.version()); }
   std::string device() const { return runtime_->device(); }
+  runtime::PrecisionPlan precision() const { return runtime_->precision(); }
   // The position of a feature in the model's input, if it exists.
   std::optional<int> FeatureIndex(const std::string& name) const;
 

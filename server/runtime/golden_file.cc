@@ -1,0 +1,55 @@
+#include "server/runtime/golden_file.h"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace fusion::runtime {
+
+absl::StatusOr<std::vector<GoldenCase>> ReadGoldenFile(
+    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::vector<GoldenCase> cases;
+  int line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.empty()) continue;
+    try {
+      const auto json = nlohmann::json::parse(line);
+      GoldenCase golden;
+      golden.input.token_ids = json.at("token_ids").get<std::vector<int32_t>>();
+      golden.input.features =
+          json.at("feature_vector").get<std::vector<float>>();
+      golden.probabilities = json.at("probabilities").get<std::vector<float>>();
+      cases.push_back(std::move(golden));
+    } catch (const nlohmann::json::exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": ", e.what()));
+    }
+  }
+  return cases;
+}
+
+double MaxProbabilityDelta(const std::vector<GoldenCase>& cases,
+                           const std::vector<ScoringOutput>& outputs) {
+  constexpr double kMismatch = std::numeric_limits<double>::infinity();
+  if (cases.size() != outputs.size()) return kMismatch;
+  double delta = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& expected = cases[i].probabilities;
+    const auto& actual = outputs[i].probabilities;
+    if (expected.size() != actual.size()) return kMismatch;
+    for (size_t c = 0; c < expected.size(); ++c) {
+      const double d = std::abs(static_cast<double>(actual[c]) - expected[c]);
+      if (std::isnan(d)) return kMismatch;
+      delta = std::max(delta, d);
+    }
+  }
+  return delta;
+}
+
+}  // namespace fusion::runtime

@@ -1,0 +1,34 @@
+// A bundle's golden.jsonl: requests the exporting Python model scored one at
+// a time, with its answers. The runtime checks a precision other than fp32
+// against them at load. No Torch here.
+#ifndef FUSION_SERVER_RUNTIME_GOLDEN_FILE_H_
+#define FUSION_SERVER_RUNTIME_GOLDEN_FILE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/runtime/model_runtime.h"
+
+namespace fusion::runtime {
+
+inline constexpr char kGoldenFileName[] = "golden.jsonl";
+
+struct GoldenCase {
+  ScoringInput input;                // token_ids and feature_vector
+  std::vector<float> probabilities;  // the exporter's fp32 answer
+};
+
+// One case per non-empty line. NOT_FOUND: no file; INVALID_ARGUMENT: a line
+// that is not JSON or lacks token_ids, feature_vector or probabilities.
+absl::StatusOr<std::vector<GoldenCase>> ReadGoldenFile(const std::string& path);
+
+// The largest |output - golden| over every probability of every case;
+// `outputs` in the order of `cases`. Infinity when the counts differ or an
+// output is NaN.
+double MaxProbabilityDelta(const std::vector<GoldenCase>& cases,
+                           const std::vector<ScoringOutput>& outputs);
+
+}  // namespace fusion::runtime
+
+#endif  // FUSION_SERVER_RUNTIME_GOLDEN_FILE_H_
