@@ -77,7 +77,8 @@ std::vector<ShapeTiming> TimeBothPrecisions(
     for (size_t s = 0; s < shapes.size(); ++s) {
       for (int k = 0; k < 2; ++k) {
         const bool bf16 = (k + r) % 2 == 1;
-        samples[bf16][s].push_back(forward_seconds(shapes[s], bf16));
+        const CrossoverShape fresh{shapes[s].requests, shapes[s].tokens + r};
+        samples[bf16][s].push_back(forward_seconds(fresh, bf16));
       }
     }
   }

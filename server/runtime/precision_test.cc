@@ -125,11 +125,13 @@ TEST(CrossoverShapes, DoubleTheRequestsThenLengthenThem) {
 TEST(TimeBothPrecisions, AlternatesAndTakesMedians) {
   const std::vector<CrossoverShape> shapes = {{1, 16}, {8, 16}};
   std::vector<std::pair<int, bool>> calls;
+  std::vector<int> tokens;
   int call = 0;
   const auto timings =
       TimeBothPrecisions(shapes, /*num_features=*/16, /*repetitions=*/3,
                          [&](const CrossoverShape& shape, bool bf16) {
                            calls.push_back({shape.requests, bf16});
+                           tokens.push_back(shape.tokens);
                            // One outlier per series, which the median drops.
                            const double outlier = ++call <= 4 ? 100.0 : 1.0;
                            return outlier * shape.requests * (bf16 ? 0.5 : 1.0);
@@ -147,6 +149,9 @@ TEST(TimeBothPrecisions, AlternatesAndTakesMedians) {
                                                       {1, true},
                                                       {8, false},
                                                       {8, true}}));
+  // Each repetition a shape not timed before, the same in both precisions.
+  EXPECT_EQ(tokens, (std::vector<int>{16, 16, 16, 16, 17, 17, 17, 17, 18, 18,
+                                      18, 18}));
   ASSERT_EQ(timings.size(), 2u);
   EXPECT_EQ(timings[0].positions, 1 * (16 + 16));
   EXPECT_EQ(timings[1].positions, 8 * (16 + 16));
