@@ -32,11 +32,11 @@
 // Threads: num_executors executor threads; each, when free, forms its own
 // batch from what is due at that moment (late binding: batches grow while
 // every executor is busy) and runs it, and otherwise sleeps until the next
-// due time or an Enqueue() that makes a batch due. No thread polls: a reaper
-// thread sleeps until the earliest queued deadline or cancellation poll, and
-// only while tasks wait. Thread-free mode (CreateThreadFree) starts no
-// thread: the caller runs batches inline with DispatchOne(), for
-// deterministic tests.
+// due time or an Enqueue() that makes a batch due. No thread polls deadlines
+// or due times: a reaper thread sleeps until the earliest queued deadline,
+// and polls cancellation every sweep_interval only while tasks wait.
+// Thread-free mode (CreateThreadFree) starts no thread: the caller runs batches
+// inline with DispatchOne(), for deterministic tests.
 //
 // Thread-safety: every public method may be called from any thread, except
 // that Shutdown() and the destructor must not be called from the executor
@@ -46,6 +46,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -93,7 +94,7 @@ class BatchScheduler {
   // them. Whatever is left in `batch` on return is destroyed.
   using ExecuteFn = std::function<void(Batch&& batch)>;
 
-  // Starts the scheduler thread and options.num_executors executor threads.
+  // Starts the reaper thread and options.num_executors executor threads.
   // INVALID_ARGUMENT for bad options (ValidateOptions), a null callback or a
   // null clock. `clock` must outlive the scheduler.
   static absl::StatusOr<std::unique_ptr<BatchScheduler>> Create(
@@ -285,10 +286,10 @@ class BatchScheduler {
       Count(dropped);
       if (!batch.empty()) {
         CountBatch(batch);
-        // Another batch is due and an executor sleeps: hand it over now.
-        if (idle_executors_ > 0 && queue_.NextDueTime() <= now) {
-          executor_cv_.notify_one();
-        }
+        // Tasks are left and an executor sleeps: it may sleep with no
+        // timeout (it saw an empty queue) or past what is due now, so wake
+        // one to take the next batch or to time its wait again.
+        if (idle_executors_ > 0 && !queue_.empty()) executor_cv_.notify_one();
         WakeReaperIfNeeded();  // the tasks left behind wait for a while
       }
       if (!batch.empty() || !dropped.empty()) {

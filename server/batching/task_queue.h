@@ -374,8 +374,7 @@ class TaskQueue {
         if (batch.size() >= target) return;
         if (b < 0 || b >= buckets || bucket_count_[b] == 0) continue;
         const int64_t n = static_cast<int64_t>(batch.size());
-        const Group group =
-            PeekBest(b, static_cast<int64_t>(target) - n, now);
+        const Group group = PeekBest(b, static_cast<int64_t>(target) - n, now);
         if (group.count == 0) continue;
         const int64_t longest = LongestIn(batch);
         const int64_t merged = std::max(longest, group.longest);

@@ -34,6 +34,26 @@ absl::StatusOr<std::vector<GoldenCase>> ReadGoldenFile(
   return cases;
 }
 
+absl::Status CheckGoldenCasesFit(const std::vector<GoldenCase>& cases,
+                                 int max_tokens, int num_features,
+                                 int num_classes) {
+  if (cases.empty()) return absl::InvalidArgumentError("no golden cases");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const GoldenCase& c = cases[i];
+    const int tokens = static_cast<int>(c.input.token_ids.size());
+    if (tokens < 1 || tokens > max_tokens ||
+        static_cast<int>(c.input.features.size()) != num_features ||
+        static_cast<int>(c.probabilities.size()) != num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "golden case ", i + 1, " does not fit the model (", tokens,
+          " tokens, ", c.input.features.size(), " features, ",
+          c.probabilities.size(), " probabilities; expected 1-", max_tokens,
+          ", ", num_features, ", ", num_classes, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 double MaxProbabilityDelta(const std::vector<GoldenCase>& cases,
                            const std::vector<ScoringOutput>& outputs) {
   constexpr double kMismatch = std::numeric_limits<double>::infinity();

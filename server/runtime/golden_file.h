@@ -23,6 +23,14 @@ struct GoldenCase {
 // that is not JSON or lacks token_ids, feature_vector or probabilities.
 absl::StatusOr<std::vector<GoldenCase>> ReadGoldenFile(const std::string& path);
 
+// OK iff there is at least one case and every case fits the model: 1 to
+// max_tokens token ids, num_features features, num_classes probabilities.
+// INVALID_ARGUMENT naming the first case that does not (a case that does
+// not fit would be collated past its buffers, or check nothing).
+absl::Status CheckGoldenCasesFit(const std::vector<GoldenCase>& cases,
+                                 int max_tokens, int num_features,
+                                 int num_classes);
+
 // The largest |output - golden| over every probability of every case;
 // `outputs` in the order of `cases`. Infinity when the counts differ or an
 // output is NaN.

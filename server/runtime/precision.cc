@@ -46,7 +46,8 @@ PrecisionDecision DecidePrecision(Precision requested, bool cuda,
   }
   if (!golden_available) {
     return {Bf16Use::kNever,
-            "AUTO: no readable golden.jsonl to check bf16 against"};
+            "AUTO: no usable golden.jsonl (missing, or not fitting the model) "
+            "to check bf16 against"};
   }
   return {Bf16Use::kLargeBatches, "AUTO: this CPU computes bf16 natively"};
 }
@@ -65,7 +66,7 @@ std::vector<CrossoverShape> CrossoverShapes(int max_tokens, int max_batch) {
 }
 
 std::vector<ShapeTiming> TimeBothPrecisions(
-    const std::vector<CrossoverShape>& shapes, int num_features,
+    const std::vector<CrossoverShape>& shapes, int num_features, int max_tokens,
     int repetitions,
     const std::function<double(const CrossoverShape&, bool bf16)>&
         forward_seconds) {
@@ -73,12 +74,15 @@ std::vector<ShapeTiming> TimeBothPrecisions(
   std::vector<std::vector<double>> samples[2];
   samples[0].resize(shapes.size());
   samples[1].resize(shapes.size());
+  std::vector<int64_t> tokens_run(shapes.size(), 0);  // summed over samples
   for (int r = 0; r < std::max(1, repetitions); ++r) {
     for (size_t s = 0; s < shapes.size(); ++s) {
+      const CrossoverShape fresh{shapes[s].requests,
+                                 std::min(shapes[s].tokens + r, max_tokens)};
       for (int k = 0; k < 2; ++k) {
         const bool bf16 = (k + r) % 2 == 1;
-        const CrossoverShape fresh{shapes[s].requests, shapes[s].tokens + r};
         samples[bf16][s].push_back(forward_seconds(fresh, bf16));
+        tokens_run[s] += fresh.tokens;
       }
     }
   }
@@ -88,8 +92,10 @@ std::vector<ShapeTiming> TimeBothPrecisions(
   };
   std::vector<ShapeTiming> timings;
   for (size_t s = 0; s < shapes.size(); ++s) {
+    const size_t runs = 2 * samples[0][s].size();
+    const double mean_tokens = static_cast<double>(tokens_run[s]) / runs;
     timings.push_back(
-        {int64_t{shapes[s].requests} * (shapes[s].tokens + num_features),
+        {std::llround(shapes[s].requests * (mean_tokens + num_features)),
          median(samples[0][s]), median(samples[1][s])});
   }
   return timings;

@@ -2,10 +2,11 @@
 //
 // bfloat16 runs a large batch's matmuls faster on CPUs that compute it
 // natively, but each oneDNN bf16 matmul call costs more than an fp32 one, so
-// a small batch runs slower (1.5-1.7x at one request, measured on an
-// AVX512-BF16 EPYC). So AUTO runs bf16 per batch, from a size measured at
-// load, and only once the bundle's golden answers pass in bf16.
-// TorchModelRuntime applies what this file decides.
+// a small batch runs slower (1.5-1.7x the time at one request, measured on
+// an AVX512-BF16 EPYC), and so does each shape not seen before. So AUTO runs
+// bf16 per batch, from a size measured at load, and only once the bundle's
+// golden answers pass in bf16. TorchModelRuntime applies what this file
+// decides.
 //
 // A batch's size is counted in positions, requests x (padded tokens +
 // features): the features are tokens of the cross-attention, and with them
@@ -82,12 +83,14 @@ struct ShapeTiming {
 // precisions interleaved (which precision goes first alternates) so that
 // drift hits both alike; medians. `forward_seconds(shape, bf16)` runs one
 // forward and returns its seconds. Repetition r lengthens the requests by r
-// tokens, so that no shape is timed twice: served traffic brings new shapes
+// tokens (up to max_tokens, the model's limit), so that no shape is timed
+// twice, and positions count the mean length run: served traffic brings new
+// shapes
 // all the time, and oneDNN's bf16 matmuls pay for each new one. Timed on one
 // shape again and again, bf16 ran 1.06-1.24x fp32 at 32 requests on an
 // AVX512-BF16 EPYC; served, on mixed traffic, 0.70-0.73x.
 std::vector<ShapeTiming> TimeBothPrecisions(
-    const std::vector<CrossoverShape>& shapes, int num_features,
+    const std::vector<CrossoverShape>& shapes, int num_features, int max_tokens,
     int repetitions,
     const std::function<double(const CrossoverShape&, bool bf16)>&
         forward_seconds);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -127,15 +128,15 @@ TEST(TimeBothPrecisions, AlternatesAndTakesMedians) {
   std::vector<std::pair<int, bool>> calls;
   std::vector<int> tokens;
   int call = 0;
-  const auto timings =
-      TimeBothPrecisions(shapes, /*num_features=*/16, /*repetitions=*/3,
-                         [&](const CrossoverShape& shape, bool bf16) {
-                           calls.push_back({shape.requests, bf16});
-                           tokens.push_back(shape.tokens);
-                           // One outlier per series, which the median drops.
-                           const double outlier = ++call <= 4 ? 100.0 : 1.0;
-                           return outlier * shape.requests * (bf16 ? 0.5 : 1.0);
-                         });
+  const auto timings = TimeBothPrecisions(
+      shapes, /*num_features=*/16, /*max_tokens=*/128,
+      /*repetitions=*/3, [&](const CrossoverShape& shape, bool bf16) {
+        calls.push_back({shape.requests, bf16});
+        tokens.push_back(shape.tokens);
+        // One outlier per series, which the median drops.
+        const double outlier = ++call <= 4 ? 100.0 : 1.0;
+        return outlier * shape.requests * (bf16 ? 0.5 : 1.0);
+      });
   // Shapes interleaved; the precision going first alternates by round.
   EXPECT_EQ(calls, (std::vector<std::pair<int, bool>>{{1, false},
                                                       {1, true},
@@ -150,15 +151,26 @@ TEST(TimeBothPrecisions, AlternatesAndTakesMedians) {
                                                       {8, false},
                                                       {8, true}}));
   // Each repetition a shape not timed before, the same in both precisions.
-  EXPECT_EQ(tokens, (std::vector<int>{16, 16, 16, 16, 17, 17, 17, 17, 18, 18,
-                                      18, 18}));
+  EXPECT_EQ(tokens,
+            (std::vector<int>{16, 16, 16, 16, 17, 17, 17, 17, 18, 18, 18, 18}));
   ASSERT_EQ(timings.size(), 2u);
-  EXPECT_EQ(timings[0].positions, 1 * (16 + 16));
-  EXPECT_EQ(timings[1].positions, 8 * (16 + 16));
+  // The mean length run: 17 tokens.
+  EXPECT_EQ(timings[0].positions, 1 * (17 + 16));
+  EXPECT_EQ(timings[1].positions, 8 * (17 + 16));
   EXPECT_DOUBLE_EQ(timings[0].fp32_seconds, 1.0);
   EXPECT_DOUBLE_EQ(timings[0].bf16_seconds, 0.5);
   EXPECT_DOUBLE_EQ(timings[1].fp32_seconds, 8.0);
   EXPECT_DOUBLE_EQ(timings[1].bf16_seconds, 4.0);
+}
+
+TEST(TimeBothPrecisions, NeverRunsPastTheModelsLongestRequest) {
+  int longest = 0;
+  TimeBothPrecisions({{2, 16}}, /*num_features=*/4, /*max_tokens=*/18,
+                     /*repetitions=*/7, [&](const CrossoverShape& shape, bool) {
+                       longest = std::max(longest, shape.tokens);
+                       return 1.0;
+                     });
+  EXPECT_EQ(longest, 18);
 }
 
 TEST(PrecisionPlan, BatchesFromTheCrossoverRunInBf16) {
@@ -204,6 +216,29 @@ TEST(GoldenFile, MissingIsNotFoundAndMalformedIsInvalid) {
         << line;
   }
   std::remove(path.c_str());
+}
+
+TEST(GoldenFile, CasesMustFitTheModel) {
+  GoldenCase fits;
+  fits.input.token_ids = {2, 7, 3};
+  fits.input.features = {1.0f, 2.0f};
+  fits.probabilities = {0.25f, 0.75f};
+  EXPECT_TRUE(CheckGoldenCasesFit({fits}, 8, 2, 2).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(CheckGoldenCasesFit({}, 8, 2, 2)));
+  GoldenCase bad = fits;
+  bad.input.features.push_back(3.0f);  // would be copied past the buffer
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(CheckGoldenCasesFit({fits, bad}, 8, 2, 2)));
+  EXPECT_NE(
+      CheckGoldenCasesFit({fits, bad}, 8, 2, 2).message().find("golden case 2"),
+      std::string::npos);
+  bad = fits;
+  bad.input.token_ids.clear();
+  EXPECT_FALSE(CheckGoldenCasesFit({bad}, 8, 2, 2).ok());
+  EXPECT_FALSE(CheckGoldenCasesFit({fits}, 2, 2, 2).ok());  // too long
+  bad = fits;
+  bad.probabilities.pop_back();
+  EXPECT_FALSE(CheckGoldenCasesFit({bad}, 8, 2, 2).ok());
 }
 
 TEST(GoldenFile, MaxProbabilityDeltaOverEveryClass) {

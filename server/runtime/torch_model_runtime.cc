@@ -1,7 +1,7 @@
 #include "server/runtime/torch_model_runtime.h"
 
-#include <dlfcn.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
@@ -244,8 +244,8 @@ struct TorchModelRuntime::Impl {
     constexpr int kRepetitions = 7;
     c10::InferenceMode inference_mode;
     return TimeBothPrecisions(
-        CrossoverShapes(max_tokens, max_batch), num_features, kRepetitions,
-        [this](const CrossoverShape& shape, bool bf16) {
+        CrossoverShapes(max_tokens, max_batch), num_features, max_tokens,
+        kRepetitions, [this](const CrossoverShape& shape, bool bf16) {
           ScoringInput input;
           input.token_ids.assign(shape.tokens, 1);
           input.features.assign(num_features, 0.0f);
@@ -277,6 +277,14 @@ struct TorchModelRuntime::Impl {
         absl::StrCat(config.name(), " v", config.version());
     const bool native = CpuComputesBf16Natively();
     auto golden = ReadGoldenFile(bundle_dir + "/" + kGoldenFileName);
+    if (golden.ok()) {
+      if (absl::Status fits =
+              CheckGoldenCasesFit(*golden, config.max_tokens(), num_features,
+                                  config.classes_size());
+          !fits.ok()) {
+        golden = fits;
+      }
+    }
     const PrecisionDecision decision =
         DecidePrecision(requested, device.is_cuda(), native, golden.ok());
     Log(LogLevel::kInfo, model, ": precision: ", decision.reason);
@@ -375,8 +383,8 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
       return status;
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("loading ", path, " failed: ", e.what_without_backtrace()));
+    return absl::InternalError(absl::StrCat(
+        "loading ", path, " failed: ", e.what_without_backtrace()));
   }
   return std::unique_ptr<TorchModelRuntime>(
       new TorchModelRuntime(std::move(impl)));

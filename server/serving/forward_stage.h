@@ -9,7 +9,7 @@
 // Hand() blocks until a forward thread is free, then gives it the job. So at
 // most `instances` jobs run and each executor holds at most one collated
 // batch waiting in Hand(): two batches per instance, never more. While every
-// instance is busy the executors do not come back to the scheduler, so new
+// instance is busy the executors do not come back to the queue, so new
 // requests wait in the queue and form larger batches.
 //
 // One pool for all of a servable's executors rather than a stage bound to
