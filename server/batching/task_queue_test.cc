@@ -114,6 +114,34 @@ TEST_F(TaskQueueTest, NextDueTimeFollowsTheOldestTaskOfEachBucket) {
   Finish(all);
 }
 
+TEST_F(TaskQueueTest, EarliestDeadlineIsNeverLateAndExactAfterRemoveDead) {
+  options_.length_bucket_edges = {16};
+  Queue q(options_);
+  EXPECT_EQ(q.EarliestDeadline(), absl::InfiniteFuture());
+  auto later = Task(0, 10, 0, kT0 + absl::Milliseconds(9));
+  ASSERT_TRUE(q.Push(later, kT0).ok());
+  auto sooner = Task(1, 100, 0, kT0 + absl::Milliseconds(4));
+  ASSERT_TRUE(q.Push(sooner, kT0).ok());
+  EXPECT_EQ(q.EarliestDeadline(), kT0 + absl::Milliseconds(4));
+  // Both leave in batches; with a new task queued, the bound may stay
+  // early, never late...
+  std::vector<Queue::Dropped> dropped;
+  Queue::Batch batch = q.TakeBatch(kT0 + absl::Milliseconds(1), true, dropped);
+  Queue::Batch rest = q.TakeBatch(kT0 + absl::Milliseconds(1), true, dropped);
+  auto third = Task(2, 10, 0, kT0 + absl::Milliseconds(20));
+  ASSERT_TRUE(q.Push(third, kT0).ok());
+  EXPECT_LE(q.EarliestDeadline(), kT0 + absl::Milliseconds(20));
+  // ...and RemoveDead makes it exact; an empty queue has none.
+  q.RemoveDead(kT0 + absl::Milliseconds(1), dropped);
+  EXPECT_TRUE(dropped.empty());
+  EXPECT_EQ(q.EarliestDeadline(), kT0 + absl::Milliseconds(20));
+  Queue::Batch all = q.TakeAll();
+  EXPECT_EQ(q.EarliestDeadline(), absl::InfiniteFuture());
+  Finish(batch);
+  Finish(rest);
+  Finish(all);
+}
+
 TEST_F(TaskQueueTest, RemoveDeadTakesOnlyExpiredAndCancelled) {
   Queue q(options_);
   auto cancel = std::make_shared<std::atomic<bool>>(false);
@@ -154,7 +182,8 @@ class MergeTest : public TaskQueueTest {
     Queue q(options_);
     for (auto [id, length] : tasks) Push(q, id, length);
     std::vector<Queue::Dropped> dropped;
-    Queue::Batch batch = q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
+    Queue::Batch batch =
+        q.TakeBatch(kT0 + absl::Milliseconds(1), false, dropped);
     EXPECT_TRUE(dropped.empty());
     std::vector<int> ids = Ids(batch);
     std::sort(ids.begin(), ids.end());
@@ -170,8 +199,14 @@ TEST_F(MergeTest, ShorterBucketJoinsWhenItsPaddingCostsLessThanAForward) {
   EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 20}, {3, 20}, {4, 14}}),
             (std::vector<int>{0, 1, 2, 3, 4}));
   // Four 14s instead: 4 x 6 = 24 >= 20, two forwards are cheaper.
-  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 20}, {3, 20},
-                        {4, 14}, {5, 14}, {6, 14}, {7, 14}}),
+  EXPECT_EQ(FirstBatch({{0, 20},
+                        {1, 20},
+                        {2, 20},
+                        {3, 20},
+                        {4, 14},
+                        {5, 14},
+                        {6, 14},
+                        {7, 14}}),
             (std::vector<int>{0, 1, 2, 3}));
 }
 
@@ -180,8 +215,7 @@ TEST_F(MergeTest, LongerBucketJoinsOnlyASmallBatch) {
   EXPECT_EQ(FirstBatch({{0, 20}, {1, 33}, {2, 33}, {3, 33}}),
             (std::vector<int>{0, 1, 2, 3}));
   // Two 20s padded to 33: 2 x 13 = 26 >= 20.
-  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 33}}),
-            (std::vector<int>{0, 1}));
+  EXPECT_EQ(FirstBatch({{0, 20}, {1, 20}, {2, 33}}), (std::vector<int>{0, 1}));
 }
 
 TEST_F(MergeTest, NearestBucketFirstAndEachMergeSeesTheGrownBatch) {
