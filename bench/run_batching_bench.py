@@ -133,10 +133,9 @@ def start_server(tmp, server_args, core=SERVER_CORE):
         else:
             key, _, env[key] = value.partition("=")
         server_args = server_args[1:]
-    # The harness pins tests to fp32; a benchmark serves the product's
-    # default precision unless a variant says otherwise.
-    server = harness.ServerProcess(extra_args=["--precision=auto"] + server_args,
-                                   log_dir=tmp, env=env)
+    # The harness passes --precision=fp32, the bundle's own setting: a
+    # variant's --precision comes later and wins.
+    server = harness.ServerProcess(extra_args=server_args, log_dir=tmp, env=env)
     if binary:
         server.args[0] = os.path.abspath(binary)
     server.args = ["taskset", "-c", core] + server.args
