@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/api/protobuf_logging.h"
 #include "server/api/scoring_service.h"
 #include "server/common/log.h"
@@ -26,6 +28,13 @@ namespace {
 
 constexpr char kServiceName[] = "fusion.v1.ScoringService";
 constexpr std::chrono::milliseconds kFlushGrace{300};
+// gRPC's Server::Shutdown answers CANCELLED to calls that reached the
+// transport but no handler yet (grpc/grpc#41785), though their clients sent
+// them in good time. So before it, calls are still admitted until none has
+// started for kQuietPeriod: what clients sent before the signal is then
+// taken. Bounded, for clients that never stop sending.
+constexpr absl::Duration kQuietPeriod = absl::Milliseconds(50);
+constexpr absl::Duration kMaxQuietWait = absl::Seconds(2);
 
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
@@ -47,6 +56,21 @@ void SetHealth(grpc::Server& server, bool serving) {
   grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
   health->SetServingStatus("", serving);
   health->SetServingStatus(kServiceName, serving);
+}
+
+// Returns once `calls_started` has not moved for kQuietPeriod, or after
+// kMaxQuietWait (at most half of `shutdown_timeout`).
+void WaitForArrivalsToStop(const std::function<uint64_t()>& calls_started,
+                           absl::Duration shutdown_timeout) {
+  const absl::Time give_up =
+      absl::Now() + std::min(kMaxQuietWait, shutdown_timeout / 2);
+  uint64_t seen = calls_started();
+  while (absl::Now() < give_up) {
+    absl::SleepFor(kQuietPeriod);
+    const uint64_t now = calls_started();
+    if (now == seen) return;
+    seen = now;
+  }
 }
 
 int64_t MaxMessageBytes(const serving::ModelRegistry& registry) {
@@ -175,8 +199,10 @@ absl::Status RunServer(const ServerAppOptions& options) {
   });
   std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.drain_delay));
 
-  state.StartDraining();
   const absl::Time start = absl::Now();
+  WaitForArrivalsToStop([&scoring] { return scoring.calls_started(); },
+                        options.shutdown_timeout);
+  state.StartDraining();
   // Stops accepting RPCs and waits for the accepted ones, whose tasks the
   // executors are still computing; past the deadline, cancels the rest.
   server->Shutdown(absl::ToChronoTime(start + options.shutdown_timeout));

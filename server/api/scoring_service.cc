@@ -249,6 +249,7 @@ absl::Status ScoringServiceImpl::Unrouted(absl::Status status) const {
 grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ScoreRequest request;
   if (absl::Status parsed = ParseScoreRequest(*request_bytes, request);
@@ -268,6 +269,7 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   return new ScoreStreamReactor(this, context);
 }
 
@@ -275,6 +277,7 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::GetModelMetadata(
     grpc::CallbackServerContext* context,
     const fusion::v1::GetModelMetadataRequest* request,
     fusion::v1::ModelMetadata* response) {
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto registry = AdmittingRegistry(*state_);
   if (!registry.ok()) {

@@ -12,6 +12,8 @@
 #ifndef FUSION_SERVER_API_SCORING_SERVICE_H_
 #define FUSION_SERVER_API_SCORING_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 
 #include "absl/status/statusor.h"
@@ -58,11 +60,18 @@ class ScoringServiceImpl final : public ScoringServiceBase {
                            const fusion::v1::ScoreRequest& request,
                            RespondFn respond);
 
+  // Calls this service has started, for telling when arrivals have stopped
+  // (see server_app.cc: gRPC cancels calls that arrive during its Shutdown).
+  uint64_t calls_started() const {
+    return calls_started_.load(std::memory_order_relaxed);
+  }
+
  private:
   absl::Status Unrouted(absl::Status status) const;
 
   const serving::ServingState* const state_;
   const UnroutedFn on_unrouted_;
+  std::atomic<uint64_t> calls_started_{0};
 };
 
 }  // namespace fusion::api
