@@ -324,7 +324,7 @@ int main(int argc, char** argv) {
   }
   fusion::runtime::TorchRuntimeOptions runtime_options;
   runtime_options.intra_op_threads = 1;
-  runtime_options.interop_threads = 1;
+  fusion::runtime::SetProcessThreads(1, 1);
   auto runtime = fusion::runtime::TorchModelRuntime::Create(bundle, *config,
                                                             runtime_options);
   if (!runtime.ok()) {

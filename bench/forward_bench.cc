@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     fusion::runtime::TorchRuntimeOptions options;
     options.device = fusion::runtime::DevicePreference::kAuto;
     options.intra_op_threads = threads;
-    options.interop_threads = 1;
+    fusion::runtime::SetProcessThreads(threads, 1);
     std::vector<std::unique_ptr<fusion::runtime::TorchModelRuntime>> runtimes;
     for (auto precision : precisions) {
       options.precision = precision;

@@ -1,7 +1,10 @@
 // fusion-server: flags and wiring only.
-#include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -16,46 +19,65 @@
 #include "server/runtime/precision.h"
 #include "server/server_app.h"
 
-ABSL_FLAG(std::string, model_repository, "models",
+// Defaults come from ServerAppOptions, where each is written once.
+const fusion::ServerAppOptions kDefaults;
+
+ABSL_FLAG(std::string, model_repository, kDefaults.model_repository,
           "Directory of model bundles: <repo>/<model>/<version>/config.pbtxt");
-ABSL_FLAG(std::string, model, "fusion",
-          "Default model, used when a request names none");
-ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051", "gRPC listen address");
-ABSL_FLAG(std::string, http_address, "0.0.0.0:9090",
+ABSL_FLAG(std::string, model, kDefaults.default_model,
+          "Default model, used when a request names none; always loaded");
+ABSL_FLAG(std::vector<std::string>, models, {},
+          "Models to serve, comma-separated (empty: every model in the "
+          "repository, now and later)");
+ABSL_FLAG(absl::Duration, repository_poll_interval,
+          kDefaults.repository_poll_interval,
+          "Rescan the repository this often and load or unload versions as "
+          "their version policy says (0: never)");
+ABSL_FLAG(std::string, admin_address, kDefaults.admin_address,
+          "Serve fusion.v1.ModelRepositoryService (list, load, unload "
+          "models) on this address (empty: not at all)");
+ABSL_FLAG(std::string, grpc_address, kDefaults.grpc_address,
+          "gRPC listen address");
+ABSL_FLAG(std::string, http_address, kDefaults.http_address,
           "HTTP address for /metrics, /healthz and /readyz");
-ABSL_FLAG(std::string, device, "auto", "auto | cpu | cuda");
-ABSL_FLAG(int, intra_op_threads, 0,
-          "LibTorch intra-op threads per forward; overrides config (0: keep; "
-          "unset there: usable CPUs / executors, 1 with executors unset)");
-ABSL_FLAG(int, interop_threads, 0,
-          "LibTorch inter-op threads (0: config, else 1)");
+ABSL_FLAG(std::string, device, kDefaults.device, "auto | cpu | cuda");
+ABSL_FLAG(std::optional<int>, intra_op_threads, std::nullopt,
+          "LibTorch intra-op threads per forward, for the whole process "
+          "(unset: the default model's config, else the usable CPUs shared "
+          "out over its executors: 1 each with instance_count unset)");
+ABSL_FLAG(std::optional<int>, interop_threads, std::nullopt,
+          "LibTorch inter-op threads (unset: the default model's config, "
+          "else 1)");
 ABSL_FLAG(std::string, precision, "",
           "auto | fp32 | bf16: the forward's arithmetic; overrides config "
           "(empty: keep; auto: bf16 for batches large enough to gain, on a "
           "CPU that computes bf16 natively, once golden.jsonl passes in it)");
-ABSL_FLAG(int, max_batch_size, 0, "Overrides config.pbtxt (0: keep)");
-ABSL_FLAG(int64_t, max_queue_delay_us, -1,
-          "Overrides config.pbtxt (-1: keep; 0 dispatches at once)");
-ABSL_FLAG(int, max_queue_size, 0, "Overrides config.pbtxt (0: keep)");
-ABSL_FLAG(int, instance_count, 0,
-          "Executors (model instances) per model; overrides config (0: keep; "
-          "unset there: one per usable CPU, up to 8, on a CPU; 1 on a GPU)");
-ABSL_FLAG(double, merge_cost_tokens, -1,
+ABSL_FLAG(std::optional<int>, max_batch_size, std::nullopt,
+          "Overrides every model's config.pbtxt (unset: keep)");
+ABSL_FLAG(std::optional<int64_t>, max_queue_delay_us, std::nullopt,
+          "Overrides config.pbtxt (unset: keep; 0 dispatches at once)");
+ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
+          "Overrides config.pbtxt (unset: keep)");
+ABSL_FLAG(std::optional<int>, instance_count, std::nullopt,
+          "Executors (model instances) per model; overrides config (unset: "
+          "keep; unset there: one per usable CPU, up to 8, on a CPU; 1 on a "
+          "GPU)");
+ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
           "A forward's fixed cost in token positions, for merging length "
-          "buckets; overrides config (-1: keep; 0: never merge)");
+          "buckets; overrides config (unset: keep; 0: never merge)");
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");
-ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
+ABSL_FLAG(absl::Duration, drain_delay, kDefaults.drain_delay,
           "After SIGTERM: time to keep serving while not ready, so load "
           "balancers stop routing here (e.g. 5s in Kubernetes)");
-ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(30),
+ABSL_FLAG(absl::Duration, shutdown_timeout, kDefaults.shutdown_timeout,
           "After the drain delay: the most time to finish accepted requests");
-ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
           "Close client connections after this age (0: never), so clients "
           "balancing over DNS see replicas added by a scale-up");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
-ABSL_FLAG(bool, metrics, true,
+ABSL_FLAG(bool, metrics, kDefaults.metrics,
           "Keep Prometheus metrics and serve /metrics (off: for measuring "
           "their overhead)");
 
@@ -90,6 +112,9 @@ int main(int argc, char** argv) {
   fusion::ServerAppOptions options;
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_model = absl::GetFlag(FLAGS_model);
+  options.models = absl::GetFlag(FLAGS_models);
+  options.repository_poll_interval = absl::GetFlag(FLAGS_repository_poll_interval);
+  options.admin_address = absl::GetFlag(FLAGS_admin_address);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.http_address = absl::GetFlag(FLAGS_http_address);
   options.device = absl::GetFlag(FLAGS_device);
@@ -109,12 +134,6 @@ int main(int argc, char** argv) {
   options.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.batching.instance_count = absl::GetFlag(FLAGS_instance_count);
   options.batching.merge_cost_tokens = absl::GetFlag(FLAGS_merge_cost_tokens);
-  if (const double cost = options.batching.merge_cost_tokens;
-      cost != -1 && !(cost >= 0 && std::isfinite(cost))) {
-    fusion::Log(fusion::LogLevel::kError,
-                "--merge_cost_tokens must be finite and >= 0 (or -1: keep)");
-    return EXIT_FAILURE;
-  }
   if (const std::string pipelining = absl::GetFlag(FLAGS_pipelining);
       !pipelining.empty()) {
     fusion::v1::BatchingConfig::Pipelining value;
@@ -131,7 +150,7 @@ int main(int argc, char** argv) {
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
 
-  absl::Status status = fusion::RunServer(options);
+  absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {
     fusion::Log(fusion::LogLevel::kError, status.ToString());
     return EXIT_FAILURE;

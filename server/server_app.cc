@@ -14,14 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/protobuf_logging.h"
-#include "server/api/scoring_service.h"
 #include "server/common/log.h"
-#include "server/metrics/http_endpoint.h"
-#include "server/metrics/server_metrics.h"
 #include "server/runtime/blas_kernels.h"
+#include "server/runtime/cpu_budget.h"
 #include "server/runtime/precision.h"
 #include "server/runtime/torch_model_runtime.h"
-#include "server/serving/serving_state.h"
+#include "server/serving/repository_scan.h"
+#include "server/serving/servable_loader.h"
 
 namespace fusion {
 namespace {
@@ -73,59 +72,142 @@ void WaitForArrivalsToStop(const std::function<uint64_t()>& calls_started,
   }
 }
 
-int64_t MaxMessageBytes(const serving::ModelRegistry& registry) {
-  int64_t bytes = 0;
-  registry.ForEach([&bytes](const serving::Servable& servable) {
-    bytes = std::max(bytes, servable.config().max_message_bytes());
-  });
-  return bytes;
+// Every option is checked before anything loads.
+absl::Status ValidateOptions(const ServerAppOptions& options) {
+  if (absl::Status valid = runtime::ValidateOverrides(options.batching);
+      !valid.ok()) {
+    return valid;
+  }
+  if (options.intra_op_threads && *options.intra_op_threads < 1) {
+    return absl::InvalidArgumentError("--intra_op_threads must be >= 1");
+  }
+  if (options.interop_threads && *options.interop_threads < 1) {
+    return absl::InvalidArgumentError("--interop_threads must be >= 1");
+  }
+  if (options.repository_poll_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--repository_poll_interval must be >= 0");
+  }
+  return ParseDevice(options.device).status();
+}
+
+// LibTorch's threads are per process, so they are planned once, from the
+// default model's config (its latest version) and the flags, before any
+// model loads. Reading that config first also rejects a bad flag override
+// before anything slow happens.
+struct ProcessPlan {
+  int intra_op_threads = 1;
+  int interop_threads = 1;
+  bool gpu = false;
+};
+
+absl::StatusOr<ProcessPlan> PlanProcess(const ServerAppOptions& options,
+                                        runtime::DevicePreference device) {
+  const serving::VersionDirs dirs =
+      serving::ScanModel(options.model_repository, options.default_model);
+  if (dirs.empty()) {
+    return absl::NotFoundError(absl::StrCat("default model '",
+                                            options.default_model, "' not in ",
+                                            options.model_repository));
+  }
+  const std::string bundle = serving::BundleDir(
+      options.model_repository, options.default_model, dirs.rbegin()->first);
+  auto config = runtime::LoadBundleConfig(bundle, options.batching);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(bundle, ": ", config.status().message()));
+  }
+  ProcessPlan plan;
+  plan.gpu = device == runtime::DevicePreference::kCuda ||
+             (device == runtime::DevicePreference::kAuto &&
+              runtime::CudaAvailable());
+  const int configured =
+      options.intra_op_threads.value_or(config->runtime().intra_op_threads());
+  plan.intra_op_threads =
+      runtime::PlanThreads(runtime::UsableCpuCount(), plan.gpu,
+                           config->batching().instance_count(), configured)
+          .intra_op_threads;
+  plan.interop_threads =
+      options.interop_threads.value_or(config->runtime().interop_threads());
+  return plan;
 }
 
 }  // namespace
 
-absl::Status RunServer(const ServerAppOptions& options) {
+ServerApp::ServerApp(ServerAppOptions options) : options_(std::move(options)) {}
+
+ServerApp::~ServerApp() {
+  // Probes and scrapes read the registry: stop them before it goes.
+  state_.ClearRegistry();
+  http_.reset();
+}
+
+absl::Status ServerApp::Run() {
   // Signals are taken synchronously by this thread only; every thread
   // started from here on inherits the mask.
   const sigset_t signals = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (absl::Status status = Start(); !status.ok()) return status;
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(LogLevel::kInfo, "signal ", signal_number, ": not ready; draining in ",
+      absl::FormatDuration(options_.drain_delay));
+  Drain();
+  return absl::OkStatus();
+}
 
-  auto device = ParseDevice(options.device);
-  if (!device.ok()) return device.status();
+absl::Status ServerApp::Start() {
+  if (absl::Status valid = ValidateOptions(options_); !valid.ok()) return valid;
   api::RouteProtobufLogs();
-
-  serving::ServingState state;
-  metrics::ServerMetrics metrics;
-  metrics.AddScrapeHook([&state, &metrics] {
-    if (serving::ModelRegistry* registry = state.registry()) {
-      registry->ForEach([&metrics](const serving::Servable& servable) {
-        const int levels = servable.config().batching().priority_levels();
-        for (int priority = 0; priority < levels; ++priority) {
-          metrics.SetQueueDepth(servable.config().name(), servable.version(),
-                                priority, servable.queue_depth(priority));
-        }
-      });
-    }
+  metrics_.AddScrapeHook([this] {
+    serving::ModelRegistry* registry = state_.registry();
+    if (registry == nullptr) return;
+    registry->ForEachServable([this](const serving::Servable& servable) {
+      const int levels = servable.config().batching().priority_levels();
+      for (int priority = 0; priority < levels; ++priority) {
+        metrics_.SetQueueDepth(servable.config().name(), servable.version(),
+                               priority, servable.queue_depth(priority));
+      }
+    });
   });
   metrics::HttpEndpointOptions http_options;
-  http_options.address = options.http_address;
-  http_options.not_ready_reason = [&state] { return state.NotReadyReason(); };
-  if (options.metrics) {
-    http_options.metrics_text = [&metrics] { return metrics.Scrape(); };
+  http_options.address = options_.http_address;
+  http_options.not_ready_reason = [this] { return state_.NotReadyReason(); };
+  if (options_.metrics) {
+    http_options.metrics_text = [this] { return metrics_.Scrape(); };
   }
   auto http = metrics::HttpEndpoint::Start(http_options);
   if (!http.ok()) return http.status();
-  Log(LogLevel::kInfo, "HTTP probes on ", options.http_address);
+  http_ = std::move(*http);
+  Log(LogLevel::kInfo, "HTTP probes on ", options_.http_address);
 
-  serving::RegistryOptions registry_options;
-  registry_options.repository = options.model_repository;
-  registry_options.default_model = options.default_model;
-  registry_options.overrides = options.batching;
+  if (absl::Status loaded = LoadModels(); !loaded.ok()) return loaded;
+  if (absl::Status started = StartGrpc(); !started.ok()) return started;
+  if (options_.repository_poll_interval > absl::ZeroDuration()) {
+    poller_ = std::make_unique<serving::RepositoryPoller>(
+        registry_.get(), options_.repository_poll_interval);
+    Log(LogLevel::kInfo, "rescanning ", options_.model_repository, " every ",
+        absl::FormatDuration(options_.repository_poll_interval));
+  }
+  state_.SetReady(registry_.get());
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::LoadModels() {
+  auto device = ParseDevice(options_.device);
+  if (!device.ok()) return device.status();
+  auto plan = PlanProcess(options_, *device);
+  if (!plan.ok()) return plan.status();
+  runtime::SetProcessThreads(plan->intra_op_threads, plan->interop_threads);
+
+  serving::LoaderOptions loader;
+  loader.overrides = options_.batching;
+  loader.intra_op_threads = plan->intra_op_threads;
+  loader.gpu = plan->gpu;
   runtime::TorchRuntimeOptions runtime_options;
   runtime_options.device = *device;
-  runtime_options.intra_op_threads = options.intra_op_threads;
-  runtime_options.interop_threads = options.interop_threads;
-  runtime_options.precision = options.precision;
-  registry_options.runtime_factory =
+  runtime_options.intra_op_threads = plan->intra_op_threads;
+  runtime_options.precision = options_.precision;
+  loader.runtime_factory =
       [runtime_options](const std::string& bundle_dir,
                         const fusion::v1::ModelConfig& config)
       -> absl::StatusOr<std::unique_ptr<runtime::ModelRuntime>> {
@@ -134,85 +216,134 @@ absl::Status RunServer(const ServerAppOptions& options) {
     if (!created.ok()) return created.status();
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
-  if (options.metrics) {
-    registry_options.observer_factory = [&metrics](const std::string& model,
-                                                   const std::string& version) {
-      return metrics.ForModel(model, version);
+  if (options_.metrics) {
+    loader.observer_factory = [this](const std::string& model,
+                                     const std::string& version) {
+      return metrics_.ForModel(model, version);
     };
   }
-  registry_options.on_loaded = [&metrics](const serving::Servable& servable,
-                                          absl::Duration load_time) {
-    metrics.SetModelLoaded(servable.config().name(), servable.version(),
-                           absl::ToDoubleSeconds(load_time));
-  };
-  auto registry = serving::ModelRegistry::Load(registry_options);
-  if (!registry.ok()) return registry.status();
-  const serving::Servable& default_servable =
-      **(*registry)->Find(options.default_model, "");
-  // The OpenBLAS kernels this process runs, for build_info and the log.
-  const std::string blas_kernels =
-      runtime::LoadedOpenBlasCore().value_or("none");
-  const runtime::PrecisionPlan precision = default_servable.precision();
-  metrics.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
-                        runtime::TorchVersion(), default_servable.device(),
-                        blas_kernels, runtime::PrecisionName(precision)});
 
-  api::ScoringServiceImpl scoring(&state, [&metrics](absl::StatusCode code) {
-    metrics.RecordUnroutedRequest(code);
-  });
+  serving::RegistryOptions registry_options;
+  registry_options.repository = options_.model_repository;
+  registry_options.default_model = options_.default_model;
+  registry_options.models = options_.models;
+  registry_options.loader = serving::MakeServableLoader(std::move(loader));
+  registry_options.on_version_state = [this](
+                                          const std::string& model,
+                                          const serving::VersionStatus& v) {
+    const std::string version = std::to_string(v.version);
+    switch (v.state) {
+      case serving::VersionState::kReady:
+        metrics_.SetModelLoaded(model, version,
+                                absl::ToDoubleSeconds(v.load_time),
+                                absl::ToDoubleSeconds(v.warmup_time));
+        break;
+      case serving::VersionState::kFailed:
+        metrics_.RecordLoadFailure(model, version);
+        break;
+      case serving::VersionState::kLoading:
+      case serving::VersionState::kUnloading:
+        metrics_.SetModelReady(model, version, false);
+        break;
+    }
+  };
+  auto registry = serving::ModelRegistry::Load(std::move(registry_options));
+  if (!registry.ok()) return registry.status();
+  registry_ = std::move(*registry);
+
+  const auto default_servable = registry_->Find(options_.default_model, "");
+  if (!default_servable.ok()) return default_servable.status();
+  const runtime::PrecisionPlan precision = (*default_servable)->precision();
+  metrics_.SetBuildInfo({FUSION_VERSION, FUSION_GIT_SHA,
+                         runtime::TorchVersion(), (*default_servable)->device(),
+                         runtime::LoadedOpenBlasCore().value_or("none"),
+                         runtime::PrecisionName(precision)});
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::StartGrpc() {
+  scoring_ = std::make_unique<api::ScoringServiceImpl>(
+      &state_, [this](absl::StatusCode code) {
+        metrics_.RecordUnroutedRequest(code);
+      });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(options.grpc_address,
+  builder.AddListeningPort(options_.grpc_address,
                            grpc::InsecureServerCredentials(), &grpc_port);
-  builder.RegisterService(&scoring);
-  if (options.max_connection_age > absl::ZeroDuration()) {
+  builder.RegisterService(scoring_.get());
+  if (options_.max_connection_age > absl::ZeroDuration()) {
     // GOAWAY after the age; calls in flight get the same again to finish.
     const int ms = static_cast<int>(
-        absl::ToInt64Milliseconds(options.max_connection_age));
+        absl::ToInt64Milliseconds(options_.max_connection_age));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms);
   }
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(MaxMessageBytes(**registry)));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || grpc_port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on gRPC address ", options.grpc_address));
-  }
-  state.SetReady(registry->get());
-  SetHealth(*server, true);
-  Log(LogLevel::kInfo, "serving ", options.default_model, " via gRPC on ",
-      options.grpc_address, " (torch ", runtime::TorchVersion(),
-      ", OpenBLAS kernels: ", blas_kernels,
-      ", precision: ", runtime::DescribePrecision(precision), ")");
-
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  Log(LogLevel::kInfo, "signal ", signal_number, ": not ready; draining in ",
-      absl::FormatDuration(options.drain_delay));
-  state.StopAdvertising();
-  SetHealth(*server, false);
-  (*registry)->ForEach([&metrics](const serving::Servable& servable) {
-    metrics.SetModelReady(servable.config().name(), servable.version(), false);
+  // Fixed at start, from the models loaded then: a model loaded later with
+  // a larger max_message_bytes is held to this.
+  int64_t max_message_bytes = 0;
+  registry_->ForEachServable([&](const serving::Servable& servable) {
+    max_message_bytes =
+        std::max(max_message_bytes, servable.config().max_message_bytes());
   });
-  std::this_thread::sleep_for(absl::ToChronoNanoseconds(options.drain_delay));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
+  server_ = builder.BuildAndStart();
+  if (!server_ || grpc_port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on gRPC address ", options_.grpc_address));
+  }
+  SetHealth(*server_, true);
+  const auto servable = registry_->Find(options_.default_model, "");
+  Log(LogLevel::kInfo, "serving ", options_.default_model, " via gRPC on ",
+      options_.grpc_address, " (torch ", runtime::TorchVersion(),
+      ", OpenBLAS kernels: ", runtime::LoadedOpenBlasCore().value_or("none"),
+      ", precision: ", runtime::DescribePrecision((*servable)->precision()),
+      ")");
+
+  if (options_.admin_address.empty()) return absl::OkStatus();
+  admin_ = std::make_unique<api::ModelRepositoryServiceImpl>(registry_.get());
+  grpc::ServerBuilder admin_builder;
+  int admin_port = 0;
+  admin_builder.AddListeningPort(options_.admin_address,
+                                 grpc::InsecureServerCredentials(), &admin_port);
+  admin_builder.RegisterService(admin_.get());
+  admin_server_ = admin_builder.BuildAndStart();
+  if (!admin_server_ || admin_port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on admin address ", options_.admin_address));
+  }
+  Log(LogLevel::kInfo, "model repository admin via gRPC on ",
+      options_.admin_address);
+  return absl::OkStatus();
+}
+
+void ServerApp::Drain() {
+  poller_.reset();  // no version changes while shutting down
+  if (admin_server_) admin_server_->Shutdown();
+  state_.StopAdvertising();
+  SetHealth(*server_, false);
+  for (const serving::ModelStatus& model : registry_->ListModels()) {
+    for (const serving::VersionStatus& version : model.versions) {
+      metrics_.SetModelReady(model.name, std::to_string(version.version),
+                             false);
+    }
+  }
+  std::this_thread::sleep_for(absl::ToChronoNanoseconds(options_.drain_delay));
 
   const absl::Time start = absl::Now();
-  WaitForArrivalsToStop([&scoring] { return scoring.calls_started(); },
-                        options.shutdown_timeout);
-  state.StartDraining();
+  WaitForArrivalsToStop([this] { return scoring_->calls_started(); },
+                        options_.shutdown_timeout);
+  state_.StartDraining();
   // Stops accepting RPCs and waits for the accepted ones, whose tasks the
   // executors are still computing; past the deadline, cancels the rest.
-  server->Shutdown(absl::ToChronoTime(start + options.shutdown_timeout));
-  (*registry)->DrainAll();
+  server_->Shutdown(absl::ToChronoTime(start + options_.shutdown_timeout));
+  registry_->DrainAll();
   Log(LogLevel::kInfo, "drained in ", absl::FormatDuration(absl::Now() - start));
   // Shutdown returns once the last response is handed to the transport, not
   // once it is on the wire: closing the sockets at once reset streams whose
   // final responses were still in flight (seen in tests). Let them flush.
   std::this_thread::sleep_for(kFlushGrace);
-  return absl::OkStatus();
 }
 
 }  // namespace fusion

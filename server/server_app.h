@@ -1,39 +1,88 @@
-// The server's lifecycle: HTTP probes up first, models loaded and warmed up,
-// gRPC started, then serve until SIGTERM/SIGINT and drain.
+// The server's lifecycle: HTTP probes up first, the process's thread plan,
+// models loaded and warmed up, gRPC started, then serve (rescanning the
+// repository if asked) until SIGTERM/SIGINT, and drain.
 #ifndef FUSION_SERVER_SERVER_APP_H_
 #define FUSION_SERVER_SERVER_APP_H_
 
+#include <grpcpp/server.h>
+
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "fusion/v1/model_config.pb.h"
+#include "server/api/model_repository_service.h"
+#include "server/api/scoring_service.h"
+#include "server/metrics/http_endpoint.h"
+#include "server/metrics/server_metrics.h"
+#include "server/runtime/bundle_config.h"
 #include "server/serving/model_registry.h"
+#include "server/serving/repository_poller.h"
+#include "server/serving/serving_state.h"
 
 namespace fusion {
 
+// Every process default is written here once; main.cc's flags take theirs
+// from a default-constructed ServerAppOptions.
 struct ServerAppOptions {
   std::string model_repository = "models";
   std::string default_model = "fusion";
+  std::vector<std::string> models;  // empty: every model in the repository
   std::string grpc_address = "0.0.0.0:50051";
   std::string http_address = "0.0.0.0:9090";
+  std::string admin_address;  // ModelRepositoryService; empty: not served
+  absl::Duration repository_poll_interval = absl::ZeroDuration();  // 0: off
   std::string device = "auto";  // auto | cpu | cuda
-  int intra_op_threads = 0;
-  int interop_threads = 0;
+  // LibTorch threads, process-wide. Unset: the default model's config, else
+  // planned from the usable CPUs (runtime::PlanThreads).
+  std::optional<int> intra_op_threads;
+  std::optional<int> interop_threads;
   // Overrides each model's config.pbtxt runtime.precision when set.
   std::optional<fusion::v1::RuntimeConfig::Precision> precision;
-  serving::BatchingOverrides batching;
+  runtime::BatchingOverrides batching;
   absl::Duration drain_delay = absl::ZeroDuration();
   absl::Duration shutdown_timeout = absl::Seconds(30);
   bool metrics = true;
   absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
 };
 
-// Blocks until a shutdown signal has been handled. OK after a clean drain;
-// an error when start-up fails (bad flags, model load, ports).
-// Must be called from the main thread before any other thread starts: it
-// blocks SIGTERM/SIGINT in every thread and waits for them synchronously.
-absl::Status RunServer(const ServerAppOptions& options);
+class ServerApp {
+ public:
+  explicit ServerApp(ServerAppOptions options);
+  ~ServerApp();
+
+  ServerApp(const ServerApp&) = delete;
+  ServerApp& operator=(const ServerApp&) = delete;
+
+  // Blocks until a shutdown signal has been handled. OK after a clean drain;
+  // an error when start-up fails (bad flags, model load, ports). Must be
+  // called from the main thread before any other thread starts: it blocks
+  // SIGTERM/SIGINT in every thread and waits for them synchronously.
+  absl::Status Run();
+
+ private:
+  absl::Status Start();
+  absl::Status LoadModels();
+  absl::Status StartGrpc();
+  void Drain();
+
+  const ServerAppOptions options_;
+  // Members in lifetime order: each may be used by those after it, and
+  // members are destroyed in reverse (the destructor stops the HTTP
+  // endpoint first: its scrapes read the registry).
+  serving::ServingState state_;
+  metrics::ServerMetrics metrics_;
+  std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::unique_ptr<serving::ModelRegistry> registry_;
+  std::unique_ptr<serving::RepositoryPoller> poller_;
+  std::unique_ptr<api::ScoringServiceImpl> scoring_;
+  std::unique_ptr<api::ModelRepositoryServiceImpl> admin_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> admin_server_;
+};
 
 }  // namespace fusion
 

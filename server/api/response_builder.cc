@@ -42,12 +42,41 @@ void FillScoreResponse(const std::string& request_id,
   timing->set_total_us(total_us);
 }
 
+fusion::v1::VersionStatus ToVersionStatusProto(
+    const serving::VersionStatus& status) {
+  fusion::v1::VersionStatus proto;
+  proto.set_version(std::to_string(status.version));
+  switch (status.state) {
+    case serving::VersionState::kLoading:
+      proto.set_state(fusion::v1::VERSION_LOADING);
+      break;
+    case serving::VersionState::kReady:
+      proto.set_state(fusion::v1::VERSION_READY);
+      break;
+    case serving::VersionState::kUnloading:
+      proto.set_state(fusion::v1::VERSION_UNLOADING);
+      break;
+    case serving::VersionState::kFailed:
+      proto.set_state(fusion::v1::VERSION_FAILED);
+      break;
+  }
+  proto.set_reason(status.reason);
+  proto.set_load_seconds(absl::ToDoubleSeconds(status.load_time));
+  proto.set_warmup_seconds(absl::ToDoubleSeconds(status.warmup_time));
+  return proto;
+}
+
 fusion::v1::ModelMetadata BuildModelMetadata(
-    const serving::Servable& servable, const std::vector<std::string>& versions) {
+    const serving::Servable& servable, const serving::ModelStatus& model) {
   const fusion::v1::ModelConfig& config = servable.config();
   fusion::v1::ModelMetadata metadata;
   metadata.set_name(config.name());
-  for (const std::string& version : versions) metadata.add_versions(version);
+  for (const serving::VersionStatus& version : model.versions) {
+    if (version.state == serving::VersionState::kReady) {
+      metadata.add_versions(std::to_string(version.version));
+    }
+    *metadata.add_version_status() = ToVersionStatusProto(version);
+  }
   metadata.set_version(servable.version());
   metadata.set_platform(config.platform());
   for (const std::string& name : config.classes()) metadata.add_classes(name);

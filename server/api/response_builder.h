@@ -21,9 +21,13 @@ void FillScoreResponse(const std::string& request_id,
                        serving::ScoringResult result, int64_t total_us,
                        fusion::v1::ScoreResponse& response);
 
-// Describes `servable`, listing every loaded version of its model.
+// Describes `servable`, listing every version of its model and its state.
 fusion::v1::ModelMetadata BuildModelMetadata(
-    const serving::Servable& servable, const std::vector<std::string>& versions);
+    const serving::Servable& servable, const serving::ModelStatus& model);
+
+// The API's form of a version's state.
+fusion::v1::VersionStatus ToVersionStatusProto(
+    const serving::VersionStatus& status);
 
 }  // namespace fusion::api
 

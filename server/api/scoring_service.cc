@@ -197,7 +197,9 @@ absl::Status ScoringServiceImpl::SubmitScore(
   if (!registry.ok()) return Unrouted(registry.status());
   auto servable = (*registry)->Find(request.model(), request.model_version());
   if (!servable.ok()) return Unrouted(servable.status());
-  serving::Servable* model = *servable;
+  // Shared with the task until it completes: a version being unloaded
+  // waits for it (model_registry.h).
+  std::shared_ptr<serving::Servable> model = std::move(*servable);
   serving::ServingObserver& observer = model->observer();
   observer.OnRequestStarted();
   auto validated = ValidateScoreRequest(request, *model);
@@ -207,7 +209,10 @@ absl::Status ScoringServiceImpl::SubmitScore(
     return validated.status();
   }
 
-  auto done = [model, &observer, id = request.request_id(),
+  const absl::Time deadline = TaskDeadline(*context, model->config(), arrival);
+  const int priority = static_cast<int>(request.priority());
+  serving::Servable& target = *model;
+  auto done = [model = std::move(model), &observer, id = request.request_id(),
                tokens = std::move(validated->tokens),
                truncated = validated->truncated, arrival,
                respond = std::move(respond)](
@@ -230,12 +235,10 @@ absl::Status ScoringServiceImpl::SubmitScore(
     respond(std::move(response));
   };
   auto task = std::make_unique<serving::ScoringTask>(
-      std::move(validated->input), arrival,
-      TaskDeadline(*context, model->config(), arrival),
-      [context] { return context->IsCancelled(); }, std::move(done),
-      static_cast<int>(request.priority()));
+      std::move(validated->input), arrival, deadline,
+      [context] { return context->IsCancelled(); }, std::move(done), priority);
   // A full queue or a draining server answers through `respond` too.
-  if (absl::Status queued = model->Submit(task); !queued.ok()) {
+  if (absl::Status queued = target.Submit(task); !queued.ok()) {
     task->Complete(queued);
   }
   return absl::OkStatus();
@@ -289,8 +292,12 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::GetModelMetadata(
     reactor->Finish(ToGrpcStatus(servable.status()));
     return reactor;
   }
-  *response = BuildModelMetadata(**servable,
-                                 (*registry)->Versions(request->model()));
+  auto status = (*registry)->GetModelStatus(request->model());
+  if (!status.ok()) {
+    reactor->Finish(ToGrpcStatus(status.status()));
+    return reactor;
+  }
+  *response = BuildModelMetadata(**servable, *status);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

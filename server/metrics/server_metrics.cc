@@ -154,6 +154,17 @@ ServerMetrics::ServerMetrics()
                                .Name("fusion_model_load_duration_seconds")
                                .Help("Load and warm-up time of the version")
                                .Register(*registry_)),
+      model_warmup_duration_(
+          prometheus::BuildGauge()
+              .Name("fusion_model_warmup_duration_seconds")
+              .Help("Warm-up time of the version (part of its load time)")
+              .Register(*registry_)),
+      model_load_failures_(
+          prometheus::BuildCounter()
+              .Name("fusion_model_load_failures_total")
+              .Help("Loads of the version that failed (the versions serving "
+                    "before go on serving)")
+              .Register(*registry_)),
       resident_memory_(prometheus::BuildGauge()
                            .Name("process_resident_memory_bytes")
                            .Help("Resident memory size in bytes")
@@ -210,10 +221,20 @@ serving::ServingObserver* ServerMetrics::ForModel(const std::string& model,
 
 void ServerMetrics::SetModelLoaded(const std::string& model,
                                    const std::string& version,
-                                   double load_seconds) {
+                                   double load_seconds,
+                                   double warmup_seconds) {
   model_load_duration_.Add({{"model", model}, {"version", version}})
       .Set(load_seconds);
+  model_warmup_duration_.Add({{"model", model}, {"version", version}})
+      .Set(warmup_seconds);
   SetModelReady(model, version, true);
+}
+
+void ServerMetrics::RecordLoadFailure(const std::string& model,
+                                      const std::string& version) {
+  model_load_failures_.Add({{"model", model}, {"version", version}})
+      .Increment();
+  SetModelReady(model, version, false);
 }
 
 void ServerMetrics::SetModelReady(const std::string& model,

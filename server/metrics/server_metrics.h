@@ -46,9 +46,11 @@ class ServerMetrics {
                                      const std::string& version);
 
   // Marks a model version loaded (fusion_model_ready=1) and records its load
-  // time.
+  // time and, of that, its warm-up time.
   void SetModelLoaded(const std::string& model, const std::string& version,
-                      double load_seconds);
+                      double load_seconds, double warmup_seconds);
+  // A version that failed to load (fusion_model_load_failures_total).
+  void RecordLoadFailure(const std::string& model, const std::string& version);
   void SetModelReady(const std::string& model, const std::string& version,
                      bool ready);
 
@@ -82,6 +84,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& tokens_;
   prometheus::Family<prometheus::Gauge>& model_ready_;
   prometheus::Family<prometheus::Gauge>& model_load_duration_;
+  prometheus::Family<prometheus::Gauge>& model_warmup_duration_;
+  prometheus::Family<prometheus::Counter>& model_load_failures_;
   prometheus::Gauge& resident_memory_;
   prometheus::Counter& cpu_seconds_;  // advanced to /proc's value
   double cpu_seconds_seen_ ABSL_GUARDED_BY(mu_) = 0;

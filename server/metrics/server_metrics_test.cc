@@ -26,7 +26,8 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
                              /*computed_tokens=*/40,
                              /*compute=*/absl::Milliseconds(4)});
   metrics.RecordUnroutedRequest(absl::StatusCode::kNotFound);
-  metrics.SetModelLoaded("fusion", "1", 1.5);
+  metrics.SetModelLoaded("fusion", "1", 1.5, 0.5);
+  metrics.RecordLoadFailure("fusion", "2");
   metrics.SetBuildInfo({"0.1.0", "abc", "1.13.0", "cpu", "Cooperlake", "bf16"});
   metrics.AddScrapeHook(
       [&metrics] { metrics.SetQueueDepth("fusion", "1", 1, 7); });
@@ -37,6 +38,11 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
       << text;
   EXPECT_TRUE(HasLine(text,
       R"(fusion_requests_total{code="INVALID_ARGUMENT",model="fusion",version="1"} 1)"));
+  EXPECT_TRUE(HasLine(text,
+      R"(fusion_model_warmup_duration_seconds{model="fusion",version="1"} 0.5)"));
+  EXPECT_TRUE(HasLine(text,
+      R"(fusion_model_load_failures_total{model="fusion",version="2"} 1)"));
+  EXPECT_TRUE(HasLine(text, R"(fusion_model_ready{model="fusion",version="2"} 0)"));
   EXPECT_TRUE(HasLine(text,
       R"(fusion_requests_total{code="NOT_FOUND",model="",version=""} 1)"));
   EXPECT_TRUE(HasLine(text,

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/text_format.h"
+#include "server/batching/options.h"
 
 namespace fusion::runtime {
 namespace {
@@ -27,16 +28,28 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
   if (tok->sep_token().empty()) tok->set_sep_token("[SEP]");
   if (tok->pad_token().empty()) tok->set_pad_token("[PAD]");
   if (tok->max_chars_per_word() == 0) tok->set_max_chars_per_word(100);
+  // The batcher's own defaults: written once, in batching/options.h.
+  const batching::BatchSchedulerOptions batcher;
   auto* b = c.mutable_batching();
-  if (b->max_batch_size() == 0) b->set_max_batch_size(64);
+  if (b->max_batch_size() == 0) b->set_max_batch_size(batcher.max_batch_size);
   if (b->length_bucket_edges().empty()) {
-    for (int edge : {16, 32, 64, 128}) b->add_length_bucket_edges(edge);
+    for (int edge : batcher.length_bucket_edges) b->add_length_bucket_edges(edge);
   }
-  if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
-  if (b->priority_levels() == 0) b->set_priority_levels(2);
+  if (b->max_queue_size() == 0) b->set_max_queue_size(batcher.max_queue_size);
+  if (b->priority_levels() == 0) b->set_priority_levels(batcher.priority_levels);
   auto* r = c.mutable_runtime();
   if (r->interop_threads() == 0) r->set_interop_threads(1);
-  if (r->warmup_iterations() == 0) r->set_warmup_iterations(3);
+  if (!r->has_warmup_iterations()) r->set_warmup_iterations(1);
+}
+
+void ApplyOverrides(const BatchingOverrides& o, fusion::v1::ModelConfig& c) {
+  auto* b = c.mutable_batching();
+  if (o.max_batch_size) b->set_max_batch_size(*o.max_batch_size);
+  if (o.max_queue_delay_us) b->set_max_queue_delay_us(*o.max_queue_delay_us);
+  if (o.max_queue_size) b->set_max_queue_size(*o.max_queue_size);
+  if (o.instance_count) b->set_instance_count(*o.instance_count);
+  if (o.merge_cost_tokens) b->set_merge_cost_tokens(*o.merge_cost_tokens);
+  if (o.pipelining) b->set_pipelining(*o.pipelining);
 }
 
 absl::Status Validate(const fusion::v1::ModelConfig& c) {
@@ -85,20 +98,51 @@ absl::Status Validate(const fusion::v1::ModelConfig& c) {
   if (c.runtime().intra_op_threads() < 0 || c.runtime().interop_threads() < 0) {
     return Invalid("thread counts must be >= 0");
   }
+  if (c.runtime().warmup_iterations() < 0) {
+    return Invalid("warmup_iterations must be >= 0 (0: no warm-up)");
+  }
+  if (c.version_policy().has_latest() &&
+      c.version_policy().latest().num_versions() < 0) {
+    return Invalid("version_policy.latest.num_versions must be >= 0");
+  }
   return absl::OkStatus();
 }
 
 }  // namespace
 
+absl::Status ValidateOverrides(const BatchingOverrides& o) {
+  auto bad = [](const char* what) {
+    return absl::InvalidArgumentError(absl::StrCat("--", what));
+  };
+  if (o.max_batch_size && *o.max_batch_size < 1) {
+    return bad("max_batch_size must be >= 1");
+  }
+  if (o.max_queue_delay_us && *o.max_queue_delay_us < 0) {
+    return bad("max_queue_delay_us must be >= 0");
+  }
+  if (o.max_queue_size && *o.max_queue_size < 1) {
+    return bad("max_queue_size must be >= 1");
+  }
+  if (o.instance_count && *o.instance_count < 1) {
+    return bad("instance_count must be >= 1");
+  }
+  if (o.merge_cost_tokens &&
+      !(*o.merge_cost_tokens >= 0 && std::isfinite(*o.merge_cost_tokens))) {
+    return bad("merge_cost_tokens must be finite and >= 0");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<fusion::v1::ModelConfig> NormalizeConfig(
-    fusion::v1::ModelConfig config) {
+    fusion::v1::ModelConfig config, const BatchingOverrides& overrides) {
   ApplyDefaults(config);
+  ApplyOverrides(overrides, config);
   if (absl::Status status = Validate(config); !status.ok()) return status;
   return config;
 }
 
 absl::StatusOr<fusion::v1::ModelConfig> LoadBundleConfig(
-    const std::string& bundle_dir) {
+    const std::string& bundle_dir, const BatchingOverrides& overrides) {
   const std::string path = bundle_dir + "/config.pbtxt";
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
@@ -108,7 +152,7 @@ absl::StatusOr<fusion::v1::ModelConfig> LoadBundleConfig(
   if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
     return absl::InvalidArgumentError(absl::StrCat("cannot parse ", path));
   }
-  return NormalizeConfig(std::move(config));
+  return NormalizeConfig(std::move(config), overrides);
 }
 
 }  // namespace fusion::runtime

@@ -35,18 +35,6 @@ void LimitOpenBlasThreads() {
   }
 }
 
-// Inter-op threads may be set only once per process, before first use.
-void SetInteropThreadsOnce(int threads) {
-  static std::once_flag once;
-  std::call_once(once, [threads] {
-    try {
-      at::set_num_interop_threads(threads);
-    } catch (const c10::Error&) {
-      // Already used by an earlier runtime in this process: keep its value.
-    }
-  });
-}
-
 absl::StatusOr<torch::Device> ChooseDevice(DevicePreference preference) {
   const bool cuda = torch::cuda::is_available();
   switch (preference) {
@@ -354,23 +342,10 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
   auto device = ChooseDevice(options.device);
   if (!device.ok()) return device.status();
 
-  LimitOpenBlasThreads();
   auto impl = std::make_unique<Impl>();
   impl->device = *device;
   impl->num_features = config.features_size();
-  // Executors x intra-op threads should match the CPUs we may use: more
-  // threads than cores makes OpenMP teams fight each other.
-  impl->intra_op_threads =
-      PlanThreads(UsableCpuCount(), impl->device.is_cuda(),
-                  config.batching().instance_count(),
-                  options.intra_op_threads > 0
-                      ? options.intra_op_threads
-                      : config.runtime().intra_op_threads())
-          .intra_op_threads;
-  at::set_num_threads(impl->intra_op_threads);
-  SetInteropThreadsOnce(options.interop_threads > 0
-                            ? options.interop_threads
-                            : config.runtime().interop_threads());
+  impl->intra_op_threads = std::max(1, options.intra_op_threads);
   try {
     impl->module = torch::jit::load(path, impl->device);
     impl->module.eval();
@@ -416,6 +391,21 @@ absl::StatusOr<std::vector<ScoringOutput>> TorchModelRuntime::Run(
   if (prepared->batch.empty()) return std::vector<ScoringOutput>{};
   return GuardTorch("model forward", [&] { return impl_->Forward(*prepared); });
 }
+
+void SetProcessThreads(int intra_op_threads, int interop_threads) {
+  LimitOpenBlasThreads();
+  at::set_num_threads(std::max(1, intra_op_threads));
+  static std::once_flag once;  // settable only before first use
+  std::call_once(once, [interop_threads] {
+    try {
+      at::set_num_interop_threads(std::max(1, interop_threads));
+    } catch (const c10::Error&) {
+      // Inter-op threads already started (Torch ran before): keep them.
+    }
+  });
+}
+
+bool CudaAvailable() { return torch::cuda::is_available(); }
 
 std::string TorchModelRuntime::device() const { return impl_->device.str(); }
 

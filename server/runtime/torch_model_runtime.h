@@ -21,11 +21,9 @@ enum class DevicePreference { kAuto, kCpu, kCuda };
 
 struct TorchRuntimeOptions {
   DevicePreference device = DevicePreference::kAuto;
-  // LibTorch intra-op threads; 0: the config's value, else as PlanThreads
-  // (cpu_budget.h) shares the usable CPUs out.
-  int intra_op_threads = 0;
-  // LibTorch inter-op threads; 0: the config's value.
-  int interop_threads = 0;
+  // LibTorch intra-op threads per forward, as SetProcessThreads set them
+  // for the process (reported by intra_op_threads(); 0 reads as 1).
+  int intra_op_threads = 1;
   // Unset: config.runtime().precision() (see precision.h).
   std::optional<fusion::v1::RuntimeConfig::Precision> precision;
 };
@@ -33,8 +31,7 @@ struct TorchRuntimeOptions {
 class TorchModelRuntime final : public ModelRuntime {
  public:
   // Loads `<bundle_dir>/<config.model_file()>`, moves it to the chosen
-  // device, sets process-wide thread counts (first call wins for inter-op)
-  // and runs config.runtime().warmup_iterations() forwards. When bf16 is
+  // device and runs config.runtime().warmup_iterations() forwards. When bf16 is
   // tried (precision.h), loads a second copy with bf16 matmul weights,
   // scores `<bundle_dir>/golden.jsonl` with it and, under AUTO, times both
   // precisions to find the batch size from which bf16 is faster (1.5 s
@@ -66,6 +63,14 @@ class TorchModelRuntime final : public ModelRuntime {
   explicit TorchModelRuntime(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// LibTorch's thread counts are per process, not per model: the server sets
+// them once, before the first model loads. Inter-op threads can be set only
+// by the first call. Also holds OpenBLAS to one thread: its threads fight
+// LibTorch's for the same cores (2x slower measured here).
+void SetProcessThreads(int intra_op_threads, int interop_threads);
+
+bool CudaAvailable();
 
 // The LibTorch version this binary runs against, e.g. "1.13.0".
 std::string TorchVersion();

@@ -71,6 +71,7 @@ class TorchModelRuntimeTest : public ::testing::Test {
     TorchRuntimeOptions options;
     options.device = DevicePreference::kCpu;
     options.intra_op_threads = 2;
+    SetProcessThreads(options.intra_op_threads, 1);
     options.precision = fusion::v1::RuntimeConfig::PRECISION_FP32;
     auto runtime = TorchModelRuntime::Create(kBundle, *config, options);
     ASSERT_TRUE(runtime.ok()) << runtime.status();

@@ -16,6 +16,8 @@ class ServingState {
  public:
   // Models loaded and warmed up; `registry` must outlive this object's use.
   void SetReady(ModelRegistry* registry) { registry_.store(registry); }
+  // Before the registry is destroyed: requests and scrapes see none.
+  void ClearRegistry() { registry_.store(nullptr); }
   // Shutdown asked for: stop advertising readiness, keep serving.
   void StopAdvertising() { stopping_.store(true); }
   // New requests are refused with UNAVAILABLE from now on.
