@@ -28,7 +28,7 @@ absl::StatusOr<runtime::AttentionDetail> ToAttention(int value) {
 }
 
 absl::Status FillTokens(const ScoreRequest& request,
-                        const serving::Servable& servable,
+                        const ModelSignature& signature,
                         ValidatedRequest& out) {
   const bool has_ids = request.token_ids_size() > 0;
   if (request.has_text() && has_ids) {
@@ -39,7 +39,7 @@ absl::Status FillTokens(const ScoreRequest& request,
   }
   const bool want_tokens =
       out.input.attention != runtime::AttentionDetail::kNone;
-  const text::WordPieceTokenizer& tokenizer = servable.tokenizer();
+  const text::WordPieceTokenizer& tokenizer = signature.tokenizer;
   if (request.has_text()) {
     auto encoding = tokenizer.Encode(request.text());
     if (!encoding.ok()) {
@@ -50,7 +50,7 @@ absl::Status FillTokens(const ScoreRequest& request,
     if (want_tokens) out.tokens = std::move(encoding->tokens);
     return absl::OkStatus();
   }
-  const int max_tokens = servable.config().max_tokens();
+  const int max_tokens = signature.config.max_tokens();
   if (request.token_ids_size() > max_tokens) {
     return Invalid(absl::StrCat("token_ids: ", request.token_ids_size(),
                                 " ids exceed the model's max_tokens (",
@@ -93,13 +93,13 @@ absl::Status FillFeatureVector(const ScoreRequest& request,
 }
 
 absl::Status FillFeatureMap(const ScoreRequest& request,
-                            const serving::Servable& servable,
+                            const ModelSignature& signature,
                             ValidatedRequest& out) {
-  const fusion::v1::ModelConfig& config = servable.config();
+  const fusion::v1::ModelConfig& config = signature.config;
   std::vector<bool> present(config.features_size(), false);
   out.input.features.assign(config.features_size(), 0.0f);
   for (const auto& [name, value] : request.features()) {
-    auto index = servable.FeatureIndex(name);
+    auto index = signature.feature_index(name);
     if (!index) {
       return Invalid(absl::StrCat("features['", name,
                                   "']: unknown feature (see GetModelMetadata "
@@ -129,17 +129,17 @@ absl::Status FillFeatureMap(const ScoreRequest& request,
 }
 
 absl::Status FillFeatures(const ScoreRequest& request,
-                          const serving::Servable& servable,
+                          const ModelSignature& signature,
                           ValidatedRequest& out) {
   const bool has_map = request.features_size() > 0;
   const bool has_vector = request.feature_vector_size() > 0;
   if (has_map && has_vector) {
     return Invalid("features and feature_vector: set exactly one, not both");
   }
-  if (has_vector) return FillFeatureVector(request, servable.config(), out);
-  if (has_map) return FillFeatureMap(request, servable, out);
+  if (has_vector) return FillFeatureVector(request, signature.config, out);
+  if (has_map) return FillFeatureMap(request, signature, out);
   // No values at all is fine only if every feature may be missing.
-  return FillFeatureMap(request, servable, out).ok()
+  return FillFeatureMap(request, signature, out).ok()
              ? absl::OkStatus()
              : Invalid("features or feature_vector: set exactly one "
                        "(neither is set)");
@@ -148,19 +148,19 @@ absl::Status FillFeatures(const ScoreRequest& request,
 }  // namespace
 
 absl::StatusOr<ValidatedRequest> ValidateScoreRequest(
-    const ScoreRequest& request, const serving::Servable& servable) {
+    const ScoreRequest& request, const ModelSignature& signature) {
   ValidatedRequest out;
   auto attention = ToAttention(request.attention());
   if (!attention.ok()) return attention.status();
   out.input.attention = *attention;
-  const int levels = servable.config().batching().priority_levels();
+  const int levels = signature.config.batching().priority_levels();
   if (request.priority() >= static_cast<uint32_t>(levels)) {
     return Invalid(absl::StrCat("priority: ", request.priority(),
                                 " is beyond the model's ", levels,
                                 " levels (0 is highest)"));
   }
-  if (absl::Status s = FillTokens(request, servable, out); !s.ok()) return s;
-  if (absl::Status s = FillFeatures(request, servable, out); !s.ok()) return s;
+  if (absl::Status s = FillTokens(request, signature, out); !s.ok()) return s;
+  if (absl::Status s = FillFeatures(request, signature, out); !s.ok()) return s;
   return out;
 }
 

@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "fusion/v1/scoring.pb.h"
+#include "server/api/model_signature.h"
 #include "server/runtime/model_runtime.h"
-#include "server/serving/servable.h"
 
 namespace fusion::api {
 
@@ -22,8 +22,10 @@ struct ValidatedRequest {
   bool truncated = false;
 };
 
+// Checks `request` against the model `signature` describes (a Servable's:
+// SignatureOf). Text is tokenized here, by the signature's tokenizer.
 absl::StatusOr<ValidatedRequest> ValidateScoreRequest(
-    const fusion::v1::ScoreRequest& request, const serving::Servable& servable);
+    const fusion::v1::ScoreRequest& request, const ModelSignature& signature);
 
 }  // namespace fusion::api
 

@@ -202,7 +202,7 @@ absl::Status ScoringServiceImpl::SubmitScore(
   std::shared_ptr<serving::Servable> model = std::move(*servable);
   serving::ServingObserver& observer = model->observer();
   observer.OnRequestStarted();
-  auto validated = ValidateScoreRequest(request, *model);
+  auto validated = ValidateScoreRequest(request, SignatureOf(*model));
   if (!validated.ok()) {
     observer.OnRequestFinished(validated.status().code(), absl::Now() - arrival,
                                absl::ZeroDuration(), absl::ZeroDuration());

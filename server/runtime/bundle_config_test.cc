@@ -77,6 +77,51 @@ TEST(BundleConfigTest, RejectsInconsistentConfigs) {
   }
 }
 
+TEST(BundleConfigTest, OverridesApplyBeforeTheOneValidation) {
+  BatchingOverrides overrides;
+  overrides.max_batch_size = 8;
+  overrides.instance_count = 3;
+  overrides.max_queue_delay_us = 0;
+  auto config = NormalizeConfig(Parse(kMinimal), overrides);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->batching().max_batch_size(), 8);
+  EXPECT_EQ(config->batching().instance_count(), 3);
+  // A valid override that makes the config inconsistent fails its check.
+  fusion::v1::ModelConfig preferring_16 = Parse(kMinimal);
+  preferring_16.mutable_batching()->add_preferred_batch_sizes(16);
+  auto inconsistent = NormalizeConfig(preferring_16, overrides);
+  EXPECT_EQ(inconsistent.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(inconsistent.status().message().find("preferred_batch_sizes"),
+            std::string::npos);
+}
+
+TEST(BundleConfigTest, OverridesThatCanNeverBeValidNameTheFlag) {
+  EXPECT_TRUE(ValidateOverrides({}).ok());
+  BatchingOverrides negative_batch;
+  negative_batch.max_batch_size = -4;
+  EXPECT_EQ(ValidateOverrides(negative_batch).message(),
+            "--max_batch_size must be >= 1");
+  BatchingOverrides zero_queue;
+  zero_queue.max_queue_size = 0;
+  EXPECT_EQ(ValidateOverrides(zero_queue).message(),
+            "--max_queue_size must be >= 1");
+  BatchingOverrides negative_delay;
+  negative_delay.max_queue_delay_us = -1;
+  EXPECT_EQ(ValidateOverrides(negative_delay).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BundleConfigTest, WarmupDefaultsToOneRoundAndZeroTurnsItOff) {
+  auto defaulted = NormalizeConfig(Parse(kMinimal));
+  ASSERT_TRUE(defaulted.ok());
+  EXPECT_EQ(defaulted->runtime().warmup_iterations(), 1);
+  fusion::v1::ModelConfig off = Parse(kMinimal);
+  off.mutable_runtime()->set_warmup_iterations(0);
+  auto normalized = NormalizeConfig(off);
+  ASSERT_TRUE(normalized.ok());
+  EXPECT_EQ(normalized->runtime().warmup_iterations(), 0);
+}
+
 TEST(BundleConfigTest, MissingBundleIsNotFound) {
   auto config = LoadBundleConfig("/nonexistent/bundle");
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
