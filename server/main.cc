@@ -43,8 +43,9 @@ ABSL_FLAG(std::string, http_address, kDefaults.http_address,
 ABSL_FLAG(std::string, device, kDefaults.device, "auto | cpu | cuda");
 ABSL_FLAG(std::optional<int>, intra_op_threads, std::nullopt,
           "LibTorch intra-op threads per forward, for the whole process "
-          "(unset: the default model's config, else the usable CPUs shared "
-          "out over its executors: 1 each with instance_count unset)");
+          "(unset: the default model's config, else planned from the usable "
+          "CPUs: 1 up to 8 CPUs with instance_count unset, ceil(CPUs / 8) "
+          "past 8; CPUs / instance_count when that is set; all on a GPU)");
 ABSL_FLAG(std::optional<int>, interop_threads, std::nullopt,
           "LibTorch inter-op threads (unset: the default model's config, "
           "else 1)");
@@ -60,8 +61,8 @@ ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
           "Overrides config.pbtxt (unset: keep)");
 ABSL_FLAG(std::optional<int>, instance_count, std::nullopt,
           "Executors (model instances) per model; overrides config (unset: "
-          "keep; unset there: one per usable CPU, up to 8, on a CPU; 1 on a "
-          "GPU)");
+          "keep; unset there: 1 on a GPU, and on a CPU the usable CPUs "
+          "divided by the intra-op threads, at most 8)");
 ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
           "A forward's fixed cost in token positions, for merging length "
           "buckets; overrides config (unset: keep; 0: never merge)");

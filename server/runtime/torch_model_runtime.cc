@@ -85,6 +85,7 @@ struct TorchModelRuntime::Impl {
   std::optional<torch::jit::script::Module> bf16_module;
   PrecisionPlan precision;
   torch::Device device{torch::kCPU};
+  // Padded positions are masked; 0 is the exported embedding's padding_idx.
   int64_t pad_id = 0;
   int64_t num_features = 0;
   int intra_op_threads = 1;

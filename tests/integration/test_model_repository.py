@@ -66,7 +66,9 @@ def test_new_version_copied_in_takes_over_under_load_without_a_failed_request(
     # copy has settled (same files, sizes and mtimes on two polls).
     staged = add_fusion_version(stubs, tmp_path / "staging", 2)
     g = golden[4]
-    window_s, warmup_s = 20, 1
+    # Long enough for the switch to land well inside it: v2's load and
+    # warm-up took 7-15 s here with the load on (2 cores).
+    window_s, warmup_s = 35, 1
 
     with serving(stubs, repo_stubs, tmp_path, repo, poll="500ms") as s:
         assert list(s.metadata().versions) == ["1"], s.log_tail()
@@ -77,7 +79,7 @@ def test_new_version_copied_in_takes_over_under_load_without_a_failed_request(
         monitor = Monitor(s)
         input_file = str(repo / "fusion" / "1" / "golden.jsonl")
         unary = Bench(tmp_path, "unary", s.srv.grpc_address,
-                      ["--mode=unary", "--concurrency=8", f"--warmup={warmup_s}s",
+                      ["--mode=unary", "--concurrency=4", f"--warmup={warmup_s}s",
                        f"--duration={window_s}s", f"--input={input_file}"])
         stream = Bench(tmp_path, "stream", s.srv.grpc_address,
                        ["--mode=stream", "--streams=2", "--rate=100", f"--warmup={warmup_s}s",

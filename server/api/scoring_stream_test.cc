@@ -1,0 +1,308 @@
+// ScoreStream over a real in-process gRPC server: the service, a registry
+// holding one model over FakeModelRuntime, a client on 127.0.0.1.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "server/api/scoring_service.h"
+#include "server/runtime/bundle_config.h"
+#include "server/runtime/fake_model_runtime.h"
+#include "server/serving/model_registry.h"
+#include "server/serving/serving_state.h"
+
+namespace fusion::api {
+namespace {
+
+namespace fs = std::filesystem;
+using fusion::v1::ScoreRequest;
+using fusion::v1::ScoreResponse;
+using runtime::FakeModelRuntime;
+
+// Long enough never to be reached unless the server is broken.
+constexpr absl::Duration kWait = absl::Seconds(10);
+constexpr int kLimit = ScoringServiceImpl::kMaxInFlightPerStream;
+
+// The queue holds twice the stream's limit, so that only the stream's own
+// flow control can stop requests, never a full queue.
+constexpr char kConfig[] = R"pb(
+  name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
+  max_tokens: 16 attention_heads: 2
+  features { name: "x" } features { name: "y" }
+  batching { instance_count: 1 max_queue_size: 1024 }
+)pb";
+
+// Counts the requests the service hands to the model (every routed request
+// is started once, valid or not) and the most ever in flight at once.
+class CountingObserver final : public serving::ServingObserver {
+ public:
+  void OnRequestStarted() override {
+    absl::MutexLock lock(&mu_);
+    ++started_;
+    max_in_flight_ = std::max(max_in_flight_, started_ - finished_);
+  }
+  void OnRequestFinished(absl::StatusCode, absl::Duration, absl::Duration,
+                         absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++finished_;
+  }
+  void OnBatchComputed(const serving::BatchStats&) override {}
+
+  // False if fewer than `n` have started within `timeout`.
+  bool AwaitStarted(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return started_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  }
+  int started() {
+    absl::MutexLock lock(&mu_);
+    return started_;
+  }
+  int max_in_flight() {
+    absl::MutexLock lock(&mu_);
+    return max_in_flight_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int started_ ABSL_GUARDED_BY(mu_) = 0;
+  int finished_ ABSL_GUARDED_BY(mu_) = 0;
+  int max_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class ScoringStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            absl::StrCat("scoring_stream_test_",
+                         ::testing::UnitTest::GetInstance()
+                             ->current_test_info()
+                             ->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "m" / "1");
+    std::ofstream(root_ / "m" / "1" / "config.pbtxt") << kConfig;
+
+    serving::RegistryOptions options;
+    options.repository = root_.string();
+    options.default_model = "m";
+    options.loader = [this](const std::string& dir, const std::string&,
+                            int64_t) -> absl::StatusOr<serving::LoadedVersion> {
+      auto config = runtime::LoadBundleConfig(dir);
+      if (!config.ok()) return config.status();
+      auto tokenizer = text::WordPieceTokenizer::Create(
+          {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"});
+      if (!tokenizer.ok()) return tokenizer.status();
+      auto runtime = std::make_unique<FakeModelRuntime>();
+      fake_ = runtime.get();
+      auto servable = serving::Servable::Create(
+          *config, std::move(runtime), std::move(*tokenizer), &observer_);
+      if (!servable.ok()) return servable.status();
+      return serving::LoadedVersion{
+          std::shared_ptr<serving::Servable>(std::move(*servable)),
+          absl::ZeroDuration()};
+    };
+    auto registry = serving::ModelRegistry::Load(std::move(options));
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = std::move(*registry);
+    ASSERT_NE(fake_, nullptr);
+    state_.SetReady(registry_.get());
+
+    service_ = std::make_unique<ScoringServiceImpl>(&state_);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    stub_ = fusion::v1::ScoringService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    // A held forward would keep the server's calls, and Shutdown, waiting.
+    if (fake_ != nullptr) fake_->Release();
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+    }
+    state_.ClearRegistry();
+    registry_.reset();  // drains the servable
+    fs::remove_all(root_);
+  }
+
+  // A request the model accepts: "hello" is 3 tokens, so the fake scores it
+  // 0.003.
+  static ScoreRequest Valid(const std::string& id) {
+    ScoreRequest request;
+    request.set_request_id(id);
+    request.set_text("hello");
+    (*request.mutable_features())["x"] = 1.0f;
+    (*request.mutable_features())["y"] = 2.0f;
+    return request;
+  }
+
+  // Bounds every blocking call on a stream: a broken server fails the test
+  // with DEADLINE_EXCEEDED instead of hanging it.
+  static void SetDeadline(grpc::ClientContext& context) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+  }
+
+  fs::path root_;
+  CountingObserver observer_;  // outlives the servable (registry_)
+  FakeModelRuntime* fake_ = nullptr;  // owned by the servable
+  serving::ServingState state_;
+  std::unique_ptr<serving::ModelRegistry> registry_;
+  std::unique_ptr<ScoringServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<fusion::v1::ScoringService::Stub> stub_;
+};
+
+TEST_F(ScoringStreamTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
+  constexpr int kRequests = kLimit + 88;
+  fake_->Hold();  // nothing completes, so nothing frees a slot
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto stream = stub_->ScoreStream(&context);
+  absl::Notification all_written;
+  std::thread writer([&] {
+    for (int i = 0; i < kRequests; ++i) {
+      if (!stream->Write(Valid(absl::StrCat("r", i)))) return;
+    }
+    all_written.Notify();
+    stream->WritesDone();
+  });
+  // On an early return: unblock the model and the writer before joining.
+  auto cleanup = absl::MakeCleanup([&] {
+    fake_->Release();
+    context.TryCancel();
+    writer.join();
+  });
+
+  // ~30 KB of requests fit the stream's HTTP/2 window, so every one has
+  // left the client even though the server stopped reading.
+  ASSERT_TRUE(all_written.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(observer_.AwaitStarted(kLimit, kWait)) << observer_.started();
+  // The rest wait in the transport. A server that went on reading would
+  // start them within microseconds; give it far longer than that.
+  EXPECT_FALSE(observer_.AwaitStarted(kLimit + 1, absl::Milliseconds(500)))
+      << observer_.started() << " requests reached the model";
+  EXPECT_EQ(observer_.started(), kLimit);
+
+  fake_->Release();
+  std::map<std::string, int> answered;
+  ScoreResponse response;
+  while (stream->Read(&response)) {
+    EXPECT_FALSE(response.has_error())
+        << response.request_id() << ": " << response.error().message();
+    EXPECT_FLOAT_EQ(response.score(), 0.003f) << response.request_id();
+    ++answered[response.request_id()];
+  }
+  std::move(cleanup).Cancel();
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": "
+                           << status.error_message();
+
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    const auto it = answered.find(absl::StrCat("r", i));
+    ASSERT_NE(it, answered.end()) << "r" << i << " was never answered";
+    EXPECT_EQ(it->second, 1) << "r" << i;
+  }
+  EXPECT_EQ(observer_.started(), kRequests);
+  // Reading resumed as answers went out, never past the limit.
+  EXPECT_EQ(observer_.max_in_flight(), kLimit);
+}
+
+TEST_F(ScoringStreamTest, FailedRequestsGetErrorsAndTheStreamGoesOn) {
+  std::vector<ScoreRequest> requests;
+  requests.push_back(Valid("good-0"));
+  ScoreRequest unknown_feature = Valid("bad-feature");
+  (*unknown_feature.mutable_features())["z"] = 3.0f;
+  requests.push_back(unknown_feature);
+  requests.push_back(Valid("good-1"));
+  ScoreRequest no_text = Valid("bad-input");
+  no_text.clear_text();
+  requests.push_back(no_text);
+  ScoreRequest unknown_model = Valid("bad-model");
+  unknown_model.set_model("nope");
+  requests.push_back(unknown_model);
+  ScoreRequest past_vocab = Valid("bad-id");
+  past_vocab.clear_text();
+  past_vocab.add_token_ids(2);
+  past_vocab.add_token_ids(5);  // the vocab has 5 entries: ids 0..4
+  requests.push_back(past_vocab);
+  requests.push_back(Valid("good-2"));
+
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto stream = stub_->ScoreStream(&context);
+  for (const ScoreRequest& request : requests) {
+    ASSERT_TRUE(stream->Write(request)) << request.request_id();
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<std::string, ScoreResponse> answered;
+  std::map<std::string, int> count;
+  ScoreResponse response;
+  while (stream->Read(&response)) {
+    ++count[response.request_id()];
+    answered[response.request_id()] = response;
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": "
+                           << status.error_message();
+
+  ASSERT_EQ(answered.size(), requests.size());
+  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << id;
+  for (const char* id : {"good-0", "good-1", "good-2"}) {
+    const ScoreResponse& good = answered[id];
+    EXPECT_FALSE(good.has_error()) << id << ": " << good.error().message();
+    EXPECT_FLOAT_EQ(good.score(), 0.003f) << id;
+    EXPECT_EQ(good.model(), "m") << id;
+  }
+  struct Expected {
+    const char* id;
+    grpc::StatusCode code;
+    const char* message_prefix;
+  };
+  for (const Expected& want : {
+           Expected{"bad-feature", grpc::StatusCode::INVALID_ARGUMENT,
+                    "features['z']: unknown feature"},
+           Expected{"bad-input", grpc::StatusCode::INVALID_ARGUMENT,
+                    "text or token_ids: set exactly one (neither is set)"},
+           Expected{"bad-model", grpc::StatusCode::NOT_FOUND,
+                    "model 'nope' not found"},
+           Expected{"bad-id", grpc::StatusCode::INVALID_ARGUMENT,
+                    "token_ids[1]: id 5 is outside the vocabulary [0, 5)"},
+       }) {
+    const ScoreResponse& bad = answered[want.id];
+    ASSERT_TRUE(bad.has_error()) << want.id;
+    EXPECT_EQ(bad.error().code(), want.code) << want.id;
+    EXPECT_TRUE(absl::StartsWith(bad.error().message(), want.message_prefix))
+        << want.id << ": " << bad.error().message();
+    EXPECT_EQ(bad.probabilities_size(), 0) << want.id;
+  }
+  // Only the requests routed to "m" reached its servable, valid or not.
+  EXPECT_EQ(observer_.started(), 6);
+}
+
+}  // namespace
+}  // namespace fusion::api
