@@ -10,7 +10,7 @@ SERVER := $(BUILD_DIR)/server/fusion-server
 
 TSAN_BUILD_DIR ?= build-tsan
 
-.PHONY: deps configure build serve test test-cpp test-tsan test-python model format clean
+.PHONY: deps configure build serve test test-cpp test-tsan test-python model format format-check clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -30,6 +30,7 @@ serve: build
 # Runs both suites even when the first fails, so every count is reported.
 test: build
 	@status=0; \
+	$(MAKE) --no-print-directory format-check || status=1; \
 	$(MAKE) --no-print-directory test-cpp || status=1; \
 	$(MAKE) --no-print-directory test-tsan || status=1; \
 	$(MAKE) --no-print-directory test-python || status=1; \
@@ -55,6 +56,16 @@ model: deps
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+# Every C++ file as clang-format (.clang-format) writes it; `make format` fixes.
+format-check: deps
+	@bad=$$(for f in $$(git ls-files '*.cc' '*.h'); do \
+	  clang-format --dry-run -Werror "$$f" > /dev/null 2>&1 || echo "$$f"; \
+	done); \
+	if [ -n "$$bad" ]; then \
+	  echo "format-check: not clang-formatted (run make format):"; \
+	  echo "$$bad"; echo "format-check: 0 passed, 1 failed"; exit 1; \
+	fi; echo "format-check: 1 passed, 0 failed"
 
 clean:
 	rm -rf $(BUILD_DIR) $(TSAN_BUILD_DIR)

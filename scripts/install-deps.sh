@@ -4,8 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # build toolchain
-  build-essential cmake pkg-config git
+  # build toolchain; clang-format for `make format-check` (part of make test)
+  build-essential cmake pkg-config git clang-format
   # C++ dependencies
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtorch-dev prometheus-cpp-dev libcpp-httplib-dev

@@ -68,7 +68,9 @@
 
 namespace fusion::batching {
 
-// Monotonic totals since creation, for metrics.
+// Monotonic totals since creation, read by tests. Not exported: Prometheus
+// counts each request's outcome by status code instead
+// (fusion_requests_total{code}), which covers these.
 struct BatchSchedulerCounters {
   int64_t enqueued = 0;             // tasks accepted by Enqueue()
   int64_t rejected_full = 0;        // Enqueue() answered RESOURCE_EXHAUSTED
