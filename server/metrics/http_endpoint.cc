@@ -26,15 +26,15 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  server.Get("/readyz", [reason = options.not_ready_reason](
+  server.Get("/readyz", [reason = options.not_ready_reason,
+                         detail = options.readiness_detail](
                             const httplib::Request&, httplib::Response& res) {
     const std::string why = reason ? reason() : "";
-    if (why.empty()) {
-      res.set_content("ready\n", "text/plain");
-    } else {
-      res.status = 503;
-      res.set_content(absl::StrCat("not ready: ", why, "\n"), "text/plain");
-    }
+    std::string body = why.empty() ? "ready\n"
+                                   : absl::StrCat("not ready: ", why, "\n");
+    if (detail) body += detail();
+    if (!why.empty()) res.status = 503;
+    res.set_content(body, "text/plain");
   });
   if (options.metrics_text) {
     server.Get("/metrics", [text = options.metrics_text](

@@ -23,6 +23,9 @@ struct HttpEndpointOptions {
   std::string address = "0.0.0.0:9090";  // host:port
   // "" when ready, else the one-line reason /readyz reports with its 503.
   std::function<std::string()> not_ready_reason;
+  // Lines appended to /readyz's answer, ready or not (e.g. each model
+  // version's state); optional.
+  std::function<std::string()> readiness_detail;
   // Prometheus exposition text; /metrics answers 404 when empty.
   std::function<std::string()> metrics_text;
 };

@@ -1,4 +1,6 @@
 """Probes: gRPC health, HTTP /healthz and /readyz, /metrics, reflection."""
+import re
+
 import grpc
 import pytest
 
@@ -96,3 +98,14 @@ def test_reflection_lists_services(channel):
     services = listed_services(responses[0])
     assert harness.SERVICE_NAME in services, services
     assert "grpc.health.v1.Health" in services, services
+
+
+def test_readyz_lists_each_version_with_its_state_and_warmup(server):
+    status, body = harness.http_get(f"http://{server.http_address}/readyz")
+    assert status == 200, body
+    lines = body.splitlines()
+    assert lines[0] == "ready", body
+    version_line = re.compile(
+        r"^fusion v1: READY \(load [0-9.]+m?s, warm-up [0-9.]+m?s\)$")
+    assert any(version_line.match(line) for line in lines[1:]), body
+    harness.observe("readyz_body", body.strip().replace("\n", " | "))
