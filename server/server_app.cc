@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -268,6 +269,11 @@ absl::Status ServerApp::LoadModels() {
         metrics_.SetModelReady(model, version, false);
         break;
     }
+  };
+  // glibc keeps freed heap in its arenas; an unloaded version's tensors
+  // would stay resident without this (measured: ~75 MB of ~125 kept).
+  registry_options.on_unloaded = [](const std::string&, int64_t) {
+    malloc_trim(0);
   };
   auto registry = serving::ModelRegistry::Load(std::move(registry_options));
   if (!registry.ok()) return registry.status();
