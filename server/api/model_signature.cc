@@ -6,9 +6,10 @@ namespace fusion::api {
 
 ModelSignature SignatureOf(const serving::Servable& servable) {
   // Captures one pointer: std::function keeps it inline, no allocation.
-  return ModelSignature{
-      servable.config(), servable.tokenizer(),
-      [s = &servable](const std::string& name) { return s->FeatureIndex(name); }};
+  return ModelSignature{servable.config(), servable.tokenizer(),
+                        [s = &servable](const std::string& name) {
+                          return s->FeatureIndex(name);
+                        }};
 }
 
 }  // namespace fusion::api

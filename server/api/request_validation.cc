@@ -61,8 +61,8 @@ absl::Status FillTokens(const ScoreRequest& request,
     const int32_t id = request.token_ids(i);
     if (id < 0 || id >= vocab_size) {
       return Invalid(absl::StrCat("token_ids[", i, "]: id ", id,
-                                  " is outside the vocabulary [0, ",
-                                  vocab_size, ")"));
+                                  " is outside the vocabulary [0, ", vocab_size,
+                                  ")"));
     }
     if (want_tokens) out.tokens.emplace_back(*tokenizer.TokenFor(id));
   }
@@ -75,10 +75,9 @@ absl::Status FillFeatureVector(const ScoreRequest& request,
                                const fusion::v1::ModelConfig& config,
                                ValidatedRequest& out) {
   if (request.feature_vector_size() != config.features_size()) {
-    return Invalid(absl::StrCat("feature_vector: expected ",
-                                config.features_size(),
-                                " values in model order, got ",
-                                request.feature_vector_size()));
+    return Invalid(absl::StrCat(
+        "feature_vector: expected ", config.features_size(),
+        " values in model order, got ", request.feature_vector_size()));
   }
   for (int i = 0; i < request.feature_vector_size(); ++i) {
     if (!std::isfinite(request.feature_vector(i))) {
@@ -106,7 +105,8 @@ absl::Status FillFeatureMap(const ScoreRequest& request,
                                   "for the model's features)"));
     }
     if (!std::isfinite(value)) {
-      return Invalid(absl::StrCat("features['", name, "']: value is not finite"));
+      return Invalid(
+          absl::StrCat("features['", name, "']: value is not finite"));
     }
     out.input.features[*index] = value;
     present[*index] = true;
@@ -141,8 +141,9 @@ absl::Status FillFeatures(const ScoreRequest& request,
   // No values at all is fine only if every feature may be missing.
   return FillFeatureMap(request, signature, out).ok()
              ? absl::OkStatus()
-             : Invalid("features or feature_vector: set exactly one "
-                       "(neither is set)");
+             : Invalid(
+                   "features or feature_vector: set exactly one "
+                   "(neither is set)");
 }
 
 }  // namespace

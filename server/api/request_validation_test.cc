@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,9 @@ const std::vector<std::string> kVocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]",
 
 // Three features, the middle one optional; max_tokens 8; two priorities.
 constexpr char kConfig[] = R"pb(
-  name: "m" version: 1 max_tokens: 8
+  name: "m"
+  version: 1
+  max_tokens: 8
   features { name: "amount" }
   features { name: "age" allow_missing: true default_value: 7.5 }
   features { name: "count" }
@@ -31,7 +34,9 @@ constexpr char kConfig[] = R"pb(
 
 // Every feature optional.
 constexpr char kOptionalConfig[] = R"pb(
-  name: "m" version: 1 max_tokens: 8
+  name: "m"
+  version: 1
+  max_tokens: 8
   features { name: "x" allow_missing: true default_value: -1 }
   features { name: "y" allow_missing: true default_value: 2 }
   batching { priority_levels: 1 }
@@ -40,8 +45,9 @@ constexpr char kOptionalConfig[] = R"pb(
 // A model as validation sees it, in memory: no Servable, no threads.
 class TestModel {
  public:
-  explicit TestModel(const char* config_text = kConfig,
-                     TruncationPolicy truncation = TruncationPolicy::kTruncate) {
+  explicit TestModel(
+      const char* config_text = kConfig,
+      TruncationPolicy truncation = TruncationPolicy::kTruncate) {
     EXPECT_TRUE(
         google::protobuf::TextFormat::ParseFromString(config_text, &config_));
     text::WordPieceTokenizer::Options options;
@@ -87,8 +93,8 @@ absl::StatusOr<ValidatedRequest> Validate(
 
 // The required features, so that a case fails only where it means to.
 const std::string kFeatures =
-    R"pb( features { key: "amount" value: 1 }
-          features { key: "count" value: 2 })pb";
+    R"pb(features { key: "amount" value: 1 }
+         features { key: "count" value: 2 })pb";
 
 struct ErrorCase {
   std::string name;
@@ -96,6 +102,9 @@ struct ErrorCase {
   TruncationPolicy truncation;
   std::string message_prefix;
 };
+
+// gtest shows a case by its name rather than its bytes.
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
 
 class ValidationErrorTest : public testing::TestWithParam<ErrorCase> {};
 
@@ -119,10 +128,12 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ValidationErrorTest,
     testing::Values(
         // Input: exactly one of text and token_ids.
-        ErrorCase{"TextAndTokenIds", "text: 'hello' token_ids: [2, 3] " + kFeatures,
+        ErrorCase{"TextAndTokenIds",
+                  "text: 'hello' token_ids: [2, 3] " + kFeatures,
                   TruncationPolicy::kTruncate,
                   "text and token_ids: set exactly one, not both"},
-        ErrorCase{"NeitherTextNorTokenIds", kFeatures, TruncationPolicy::kTruncate,
+        ErrorCase{"NeitherTextNorTokenIds", kFeatures,
+                  TruncationPolicy::kTruncate,
                   "text or token_ids: set exactly one (neither is set)"},
         ErrorCase{"EmptyTextIsSet", "text: '' token_ids: [2, 3] " + kFeatures,
                   TruncationPolicy::kTruncate,
@@ -158,8 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"VectorTooShort", "text: 'hello' feature_vector: [1, 2]",
                   TruncationPolicy::kTruncate,
                   "feature_vector: expected 3 values in model order, got 2"},
-        ErrorCase{"VectorTooLong",
-                  "text: 'hello' feature_vector: [1, 2, 3, 4]",
+        ErrorCase{"VectorTooLong", "text: 'hello' feature_vector: [1, 2, 3, 4]",
                   TruncationPolicy::kTruncate,
                   "feature_vector: expected 3 values in model order, got 4"},
         ErrorCase{"VectorNaN", "text: 'hello' feature_vector: [1, nan, 3]",
@@ -170,20 +180,22 @@ INSTANTIATE_TEST_SUITE_P(
                   TruncationPolicy::kTruncate,
                   "feature_vector[2] (count): value is not finite"},
         // The map: known names, finite values, every required one.
-        ErrorCase{"UnknownFeature",
-                  "text: 'hello' features { key: 'bogus' value: 1 } " + kFeatures,
-                  TruncationPolicy::kTruncate,
-                  "features['bogus']: unknown feature (see GetModelMetadata "
-                  "for the model's features)"},
+        ErrorCase{
+            "UnknownFeature",
+            "text: 'hello' features { key: 'bogus' value: 1 } " + kFeatures,
+            TruncationPolicy::kTruncate,
+            "features['bogus']: unknown feature (see GetModelMetadata "
+            "for the model's features)"},
         ErrorCase{"FeatureInfinity",
                   "text: 'hello' features { key: 'amount' value: inf } "
                   "features { key: 'count' value: 2 }",
                   TruncationPolicy::kTruncate,
                   "features['amount']: value is not finite"},
-        ErrorCase{"OptionalFeatureNaN",
-                  "text: 'hello' features { key: 'age' value: nan } " + kFeatures,
-                  TruncationPolicy::kTruncate,
-                  "features['age']: value is not finite"},
+        ErrorCase{
+            "OptionalFeatureNaN",
+            "text: 'hello' features { key: 'age' value: nan } " + kFeatures,
+            TruncationPolicy::kTruncate,
+            "features['age']: value is not finite"},
         ErrorCase{"MissingRequiredFeatures",
                   "text: 'hello' features { key: 'age' value: 1 }",
                   TruncationPolicy::kTruncate,
@@ -193,10 +205,12 @@ INSTANTIATE_TEST_SUITE_P(
                   TruncationPolicy::kTruncate,
                   "features: missing required feature(s) 'count'"},
         // Priority: below the model's levels; checked before the input.
-        ErrorCase{"PriorityPastLevels", "priority: 2 text: 'hello' " + kFeatures,
+        ErrorCase{"PriorityPastLevels",
+                  "priority: 2 text: 'hello' " + kFeatures,
                   TruncationPolicy::kTruncate,
                   "priority: 2 is beyond the model's 2 levels (0 is highest)"},
-        ErrorCase{"PriorityMaxUint32", "priority: 4294967295 text: 'hello' " + kFeatures,
+        ErrorCase{"PriorityMaxUint32",
+                  "priority: 4294967295 text: 'hello' " + kFeatures,
                   TruncationPolicy::kTruncate,
                   "priority: 4294967295 is beyond the model's 2 levels"},
         ErrorCase{"PriorityBeforeInput", "priority: 3",
@@ -253,7 +267,8 @@ TEST(ValidateScoreRequestTest, NoFeaturesPassWhenEveryFeatureMayBeMissing) {
 }
 
 TEST(ValidateScoreRequestTest, AttentionRequestFillsTokensFromText) {
-  auto validated = Validate("attention: ATTENTION_MEAN text: 'hello worlds' " + kFeatures);
+  auto validated =
+      Validate("attention: ATTENTION_MEAN text: 'hello worlds' " + kFeatures);
   ASSERT_TRUE(validated.ok()) << validated.status();
   EXPECT_EQ(validated->input.attention, runtime::AttentionDetail::kMean);
   EXPECT_EQ(validated->tokens, (std::vector<std::string>{
@@ -261,12 +276,11 @@ TEST(ValidateScoreRequestTest, AttentionRequestFillsTokensFromText) {
 }
 
 TEST(ValidateScoreRequestTest, AttentionRequestFillsTokensFromIds) {
-  auto validated =
-      Validate("attention: ATTENTION_PER_HEAD token_ids: [2, 5, 1, 6, 3] " + kFeatures);
+  auto validated = Validate(
+      "attention: ATTENTION_PER_HEAD token_ids: [2, 5, 1, 6, 3] " + kFeatures);
   ASSERT_TRUE(validated.ok()) << validated.status();
   EXPECT_EQ(validated->input.attention, runtime::AttentionDetail::kPerHead);
-  EXPECT_EQ(validated->input.token_ids,
-            (std::vector<int32_t>{2, 5, 1, 6, 3}));
+  EXPECT_EQ(validated->input.token_ids, (std::vector<int32_t>{2, 5, 1, 6, 3}));
   EXPECT_EQ(validated->tokens, (std::vector<std::string>{
                                    "[CLS]", "world", "[UNK]", "##s", "[SEP]"}));
 }

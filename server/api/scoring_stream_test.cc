@@ -39,9 +39,15 @@ constexpr int kLimit = ScoringServiceImpl::kMaxInFlightPerStream;
 // The queue holds twice the stream's limit, so that only the stream's own
 // flow control can stop requests, never a full queue.
 constexpr char kConfig[] = R"pb(
-  name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
-  max_tokens: 16 attention_heads: 2
-  features { name: "x" } features { name: "y" }
+  name: "m"
+  version: 1
+  classes: "a"
+  classes: "b"
+  positive_class: 1
+  max_tokens: 16
+  attention_heads: 2
+  features { name: "x" }
+  features { name: "y" }
   batching { instance_count: 1 max_queue_size: 1024 }
 )pb";
 
@@ -64,9 +70,8 @@ class CountingObserver final : public serving::ServingObserver {
   // False if fewer than `n` have started within `timeout`.
   bool AwaitStarted(int n, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    auto reached = [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return started_ >= n;
-    };
+    auto reached = [this, n]()
+                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return started_ >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
   }
   int started() {
@@ -88,11 +93,11 @@ class CountingObserver final : public serving::ServingObserver {
 class ScoringStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            absl::StrCat("scoring_stream_test_",
-                         ::testing::UnitTest::GetInstance()
-                             ->current_test_info()
-                             ->name());
+    root_ =
+        fs::path(::testing::TempDir()) /
+        absl::StrCat(
+            "scoring_stream_test_",
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "m" / "1");
     std::ofstream(root_ / "m" / "1" / "config.pbtxt") << kConfig;
@@ -166,7 +171,7 @@ class ScoringStreamTest : public ::testing::Test {
   }
 
   fs::path root_;
-  CountingObserver observer_;  // outlives the servable (registry_)
+  CountingObserver observer_;         // outlives the servable (registry_)
   FakeModelRuntime* fake_ = nullptr;  // owned by the servable
   serving::ServingState state_;
   std::unique_ptr<serving::ModelRegistry> registry_;

@@ -40,11 +40,13 @@ TEST(StatusMappingTest, TableCoversEveryAbslErrorCode) {
   // absl's codes are 1..16; a code added to the table twice, or left out,
   // would make the test below prove less than it claims.
   std::set<int> covered;
-  for (const Mapping& m : kMappings) covered.insert(static_cast<int>(m.absl_code));
+  for (const Mapping& m : kMappings) {
+    covered.insert(static_cast<int>(m.absl_code));
+  }
   EXPECT_EQ(covered.size(), kMappings.size());
   for (int code = 1; code <= 16; ++code) {
-    EXPECT_TRUE(covered.count(code)) << absl::StatusCodeToString(
-        static_cast<absl::StatusCode>(code));
+    EXPECT_TRUE(covered.count(code))
+        << absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
   }
 }
 
@@ -52,7 +54,8 @@ TEST(StatusMappingTest, EachCodeMapsAndKeepsItsMessage) {
   for (const Mapping& m : kMappings) {
     const std::string message =
         "features['amount']: " + absl::StatusCodeToString(m.absl_code);
-    const grpc::Status status = ToGrpcStatus(absl::Status(m.absl_code, message));
+    const grpc::Status status =
+        ToGrpcStatus(absl::Status(m.absl_code, message));
     EXPECT_EQ(status.error_code(), m.grpc_code)
         << absl::StatusCodeToString(m.absl_code);
     EXPECT_EQ(status.error_message(), message);
@@ -70,8 +73,7 @@ TEST(StatusMappingTest, OkIsOkWithNoMessage) {
 TEST(StatusMappingTest, MessageIsKeptByteForByte) {
   // Not ASCII, quotes and a newline: passed through untouched.
   const std::string message = "text: caf\xC3\xA9 'x'\n\"y\"";
-  const grpc::Status status =
-      ToGrpcStatus(absl::InvalidArgumentError(message));
+  const grpc::Status status = ToGrpcStatus(absl::InvalidArgumentError(message));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), message);
 }
