@@ -35,8 +35,8 @@ inline std::vector<runtime::ScoringInput> ReadGoldenInputs(
 // ceiling the served throughput is compared with. The batches point into
 // `sample`, which the caller keeps.
 inline std::vector<std::vector<const runtime::ScoringInput*>> SortedBatches(
-    const std::vector<runtime::ScoringInput>& golden, int count,
-    int batch_size, std::vector<runtime::ScoringInput>& sample) {
+    const std::vector<runtime::ScoringInput>& golden, int count, int batch_size,
+    std::vector<runtime::ScoringInput>& sample) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<size_t> pick(0, golden.size() - 1);
   sample.clear();

@@ -19,7 +19,8 @@ fusion::metrics::ServerMetrics& Metrics() {
 }
 
 void BM_RequestObserved(benchmark::State& state) {
-  fusion::serving::ServingObserver* observer = Metrics().ForModel("fusion", "1");
+  fusion::serving::ServingObserver* observer =
+      Metrics().ForModel("fusion", "1");
   for (auto _ : state) {
     observer->OnRequestStarted();
     observer->OnRequestFinished(absl::StatusCode::kOk, absl::Milliseconds(3),
@@ -29,8 +30,10 @@ void BM_RequestObserved(benchmark::State& state) {
 BENCHMARK(BM_RequestObserved)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_BatchObserved(benchmark::State& state) {
-  fusion::serving::ServingObserver* observer = Metrics().ForModel("fusion", "1");
-  for (auto _ : state) observer->OnBatchComputed({32, 400, 512, absl::Milliseconds(12)});
+  fusion::serving::ServingObserver* observer =
+      Metrics().ForModel("fusion", "1");
+  for (auto _ : state)
+    observer->OnBatchComputed({32, 400, 512, absl::Milliseconds(12)});
 }
 BENCHMARK(BM_BatchObserved);
 

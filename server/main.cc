@@ -114,7 +114,8 @@ int main(int argc, char** argv) {
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_model = absl::GetFlag(FLAGS_model);
   options.models = absl::GetFlag(FLAGS_models);
-  options.repository_poll_interval = absl::GetFlag(FLAGS_repository_poll_interval);
+  options.repository_poll_interval =
+      absl::GetFlag(FLAGS_repository_poll_interval);
   options.admin_address = absl::GetFlag(FLAGS_admin_address);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.http_address = absl::GetFlag(FLAGS_http_address);
@@ -140,8 +141,10 @@ int main(int argc, char** argv) {
     fusion::v1::BatchingConfig::Pipelining value;
     if (!fusion::v1::BatchingConfig::Pipelining_Parse(
             "PIPELINING_" + absl::AsciiStrToUpper(pipelining), &value)) {
-      fusion::Log(fusion::LogLevel::kError, "--pipelining must be auto, on "
-                  "or off, not '", pipelining, "'");
+      fusion::Log(fusion::LogLevel::kError,
+                  "--pipelining must be auto, on "
+                  "or off, not '",
+                  pipelining, "'");
       return EXIT_FAILURE;
     }
     options.batching.pipelining = value;

@@ -86,7 +86,8 @@ absl::Status ValidateOptions(const ServerAppOptions& options) {
     return absl::InvalidArgumentError("--interop_threads must be >= 1");
   }
   if (options.repository_poll_interval < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--repository_poll_interval must be >= 0");
+    return absl::InvalidArgumentError(
+        "--repository_poll_interval must be >= 0");
   }
   return ParseDevice(options.device).status();
 }
@@ -118,9 +119,9 @@ absl::StatusOr<ProcessPlan> PlanProcess(const ServerAppOptions& options,
                         absl::StrCat(bundle, ": ", config.status().message()));
   }
   ProcessPlan plan;
-  plan.gpu = device == runtime::DevicePreference::kCuda ||
-             (device == runtime::DevicePreference::kAuto &&
-              runtime::CudaAvailable());
+  plan.gpu =
+      device == runtime::DevicePreference::kCuda ||
+      (device == runtime::DevicePreference::kAuto && runtime::CudaAvailable());
   const int configured =
       options.intra_op_threads.value_or(config->runtime().intra_op_threads());
   plan.intra_op_threads =
@@ -230,12 +231,12 @@ absl::Status ServerApp::LoadModels() {
   runtime_options.device = *device;
   runtime_options.intra_op_threads = plan->intra_op_threads;
   runtime_options.precision = options_.precision;
-  loader.runtime_factory =
-      [runtime_options](const std::string& bundle_dir,
-                        const fusion::v1::ModelConfig& config)
+  loader.runtime_factory = [runtime_options](
+                               const std::string& bundle_dir,
+                               const fusion::v1::ModelConfig& config)
       -> absl::StatusOr<std::unique_ptr<runtime::ModelRuntime>> {
-    auto created = runtime::TorchModelRuntime::Create(bundle_dir, config,
-                                                      runtime_options);
+    auto created =
+        runtime::TorchModelRuntime::Create(bundle_dir, config, runtime_options);
     if (!created.ok()) return created.status();
     return std::unique_ptr<runtime::ModelRuntime>(std::move(*created));
   };
@@ -251,9 +252,8 @@ absl::Status ServerApp::LoadModels() {
   registry_options.default_model = options_.default_model;
   registry_options.models = options_.models;
   registry_options.loader = serving::MakeServableLoader(std::move(loader));
-  registry_options.on_version_state = [this](
-                                          const std::string& model,
-                                          const serving::VersionStatus& v) {
+  registry_options.on_version_state = [this](const std::string& model,
+                                             const serving::VersionStatus& v) {
     const std::string version = std::to_string(v.version);
     switch (v.state) {
       case serving::VersionState::kReady:
@@ -291,9 +291,8 @@ absl::Status ServerApp::LoadModels() {
 
 absl::Status ServerApp::StartGrpc() {
   scoring_ = std::make_unique<api::ScoringServiceImpl>(
-      &state_, [this](absl::StatusCode code) {
-        metrics_.RecordUnroutedRequest(code);
-      });
+      &state_,
+      [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -333,8 +332,8 @@ absl::Status ServerApp::StartGrpc() {
   admin_ = std::make_unique<api::ModelRepositoryServiceImpl>(registry_.get());
   grpc::ServerBuilder admin_builder;
   int admin_port = 0;
-  admin_builder.AddListeningPort(options_.admin_address,
-                                 grpc::InsecureServerCredentials(), &admin_port);
+  admin_builder.AddListeningPort(
+      options_.admin_address, grpc::InsecureServerCredentials(), &admin_port);
   admin_builder.RegisterService(admin_.get());
   admin_server_ = admin_builder.BuildAndStart();
   if (!admin_server_ || admin_port == 0) {
@@ -367,7 +366,8 @@ void ServerApp::Drain() {
   // executors are still computing; past the deadline, cancels the rest.
   server_->Shutdown(absl::ToChronoTime(start + options_.shutdown_timeout));
   registry_->DrainAll();
-  Log(LogLevel::kInfo, "drained in ", absl::FormatDuration(absl::Now() - start));
+  Log(LogLevel::kInfo, "drained in ",
+      absl::FormatDuration(absl::Now() - start));
   // Shutdown returns once the last response is handed to the transport, not
   // once it is on the wire: closing the sockets at once reset streams whose
   // final responses were still in flight (seen in tests). Let them flush.

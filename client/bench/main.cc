@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::string>> repeated;
   const std::vector<std::string> positional =
       fusion::client::ParseCommandLineKeepingRepeated(argc, argv, {"header"},
-                                                       repeated);
+                                                      repeated);
   if (positional.size() > 1) {
     return fusion::bench::Usage(
         absl::StrCat("unexpected argument '", positional[1], "'"));

@@ -101,12 +101,13 @@ fusion::v1::ModelMetadata BuildModelMetadata(
   fusion::v1::BatchingMetadata* batching = metadata.mutable_batching();
   batching->set_max_batch_size(b.max_batch_size());
   batching->set_max_queue_delay_us(b.max_queue_delay_us());
-  batching->mutable_preferred_batch_sizes()->CopyFrom(b.preferred_batch_sizes());
+  batching->mutable_preferred_batch_sizes()->CopyFrom(
+      b.preferred_batch_sizes());
   batching->set_max_queue_size(b.max_queue_size());
   batching->set_priority_levels(b.priority_levels());
   batching->set_instance_count(b.instance_count());
-  metadata.set_truncation(fusion::v1::TruncationPolicy_Name(
-      config.tokenizer().truncation()));
+  metadata.set_truncation(
+      fusion::v1::TruncationPolicy_Name(config.tokenizer().truncation()));
   metadata.set_description(config.description());
   return metadata;
 }

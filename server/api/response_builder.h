@@ -22,8 +22,8 @@ void FillScoreResponse(const std::string& request_id,
                        fusion::v1::ScoreResponse& response);
 
 // Describes `servable`, listing every version of its model and its state.
-fusion::v1::ModelMetadata BuildModelMetadata(
-    const serving::Servable& servable, const serving::ModelStatus& model);
+fusion::v1::ModelMetadata BuildModelMetadata(const serving::Servable& servable,
+                                             const serving::ModelStatus& model);
 
 // The API's form of a version's state.
 fusion::v1::VersionStatus ToVersionStatusProto(

@@ -91,13 +91,12 @@ class ScoreStreamReactor final
     }
     const std::string id = request.request_id();
     absl::Status submitted =
-        parsed.ok()
-            ? service_->SubmitScore(
-                  context_, request,
-                  [this, id](absl::StatusOr<ScoreResponse> response) {
-                    OnScored(id, std::move(response));
-                  })
-            : parsed;
+        parsed.ok() ? service_->SubmitScore(
+                          context_, request,
+                          [this, id](absl::StatusOr<ScoreResponse> response) {
+                            OnScored(id, std::move(response));
+                          })
+                    : parsed;
     if (!submitted.ok()) OnScored(id, submitted);
     bool read_more;
     {
@@ -224,10 +223,9 @@ absl::Status ScoringServiceImpl::SubmitScore(
       respond(result.status());
       return;
     }
-    observer.OnRequestFinished(
-        absl::StatusCode::kOk, total,
-        absl::Microseconds(result->timing.queue_us),
-        absl::Microseconds(result->timing.compute_us));
+    observer.OnRequestFinished(absl::StatusCode::kOk, total,
+                               absl::Microseconds(result->timing.queue_us),
+                               absl::Microseconds(result->timing.compute_us));
     ScoreResponse response;
     FillScoreResponse(id, *model, std::move(tokens), truncated,
                       std::move(*result), absl::ToInt64Microseconds(total),

@@ -22,10 +22,11 @@
 
 namespace fusion::api {
 
-using ScoringServiceBase = fusion::v1::ScoringService::WithRawCallbackMethod_Score<
-    fusion::v1::ScoringService::WithRawCallbackMethod_ScoreStream<
-        fusion::v1::ScoringService::WithCallbackMethod_GetModelMetadata<
-            fusion::v1::ScoringService::Service>>>;
+using ScoringServiceBase =
+    fusion::v1::ScoringService::WithRawCallbackMethod_Score<
+        fusion::v1::ScoringService::WithRawCallbackMethod_ScoreStream<
+            fusion::v1::ScoringService::WithCallbackMethod_GetModelMetadata<
+                fusion::v1::ScoringService::Service>>>;
 
 class ScoringServiceImpl final : public ScoringServiceBase {
  public:

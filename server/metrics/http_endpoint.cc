@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
         absl::StrCat("bad HTTP address '", options.address, "' (host:port)"));
   }
   std::string host = options.address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
 
   std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint());
   endpoint->server_ = std::make_unique<httplib::Server>();
@@ -30,17 +31,18 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
                          detail = options.readiness_detail](
                             const httplib::Request&, httplib::Response& res) {
     const std::string why = reason ? reason() : "";
-    std::string body = why.empty() ? "ready\n"
-                                   : absl::StrCat("not ready: ", why, "\n");
+    std::string body =
+        why.empty() ? "ready\n" : absl::StrCat("not ready: ", why, "\n");
     if (detail) body += detail();
     if (!why.empty()) res.status = 503;
     res.set_content(body, "text/plain");
   });
   if (options.metrics_text) {
-    server.Get("/metrics", [text = options.metrics_text](
-                               const httplib::Request&, httplib::Response& res) {
-      res.set_content(text(), "text/plain; version=0.0.4; charset=utf-8");
-    });
+    server.Get(
+        "/metrics", [text = options.metrics_text](const httplib::Request&,
+                                                  httplib::Response& res) {
+          res.set_content(text(), "text/plain; version=0.0.4; charset=utf-8");
+        });
   }
   if (!server.bind_to_port(host, port)) {
     return absl::UnavailableError(

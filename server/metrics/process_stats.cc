@@ -52,7 +52,8 @@ std::optional<ProcessStats> ReadProcessStats() {
   stats.resident_memory_bytes = std::stod(fields[21]) * page;
   std::error_code error;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
-       !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+       !error && it != std::filesystem::directory_iterator();
+       it.increment(error)) {
     stats.open_fds += 1;
   }
   return stats;

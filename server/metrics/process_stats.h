@@ -8,7 +8,7 @@ namespace fusion::metrics {
 
 struct ProcessStats {
   double resident_memory_bytes = 0;
-  double cpu_seconds = 0;       // user + system
+  double cpu_seconds = 0;  // user + system
   double open_fds = 0;
   double start_time_seconds = 0;  // since the Unix epoch
 };

@@ -18,7 +18,7 @@ constexpr int kStatusCodes = 17;  // OK .. UNAUTHENTICATED
 const Histogram::BucketBoundaries& DurationBuckets() {
   static const auto* buckets = new Histogram::BucketBoundaries{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return *buckets;
 }
 
@@ -34,8 +34,9 @@ std::string CodeName(int code) {
 
 int CodeIndex(absl::StatusCode code) {
   const int index = static_cast<int>(code);
-  return index >= 0 && index < kStatusCodes ? index
-                                            : static_cast<int>(absl::StatusCode::kUnknown);
+  return index >= 0 && index < kStatusCodes
+             ? index
+             : static_cast<int>(absl::StatusCode::kUnknown);
 }
 
 }  // namespace
@@ -221,8 +222,7 @@ serving::ServingObserver* ServerMetrics::ForModel(const std::string& model,
 
 void ServerMetrics::SetModelLoaded(const std::string& model,
                                    const std::string& version,
-                                   double load_seconds,
-                                   double warmup_seconds) {
+                                   double load_seconds, double warmup_seconds) {
   model_load_duration_.Add({{"model", model}, {"version", version}})
       .Set(load_seconds);
   model_warmup_duration_.Add({{"model", model}, {"version", version}})

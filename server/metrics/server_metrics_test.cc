@@ -33,38 +33,54 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
       [&metrics] { metrics.SetQueueDepth("fusion", "1", 1, 7); });
 
   const std::string text = metrics.Scrape();
-  EXPECT_TRUE(HasLine(text,
-      R"(fusion_requests_total{code="OK",model="fusion",version="1"} 1)"))
+  EXPECT_TRUE(HasLine(
+      text, R"(fusion_requests_total{code="OK",model="fusion",version="1"} 1)"))
       << text;
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_requests_total{code="INVALID_ARGUMENT",model="fusion",version="1"} 1)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_model_warmup_duration_seconds{model="fusion",version="1"} 0.5)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_model_load_failures_total{model="fusion",version="2"} 1)"));
-  EXPECT_TRUE(HasLine(text, R"(fusion_model_ready{model="fusion",version="2"} 0)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(
+      HasLine(text, R"(fusion_model_ready{model="fusion",version="2"} 0)"));
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_requests_total{code="NOT_FOUND",model="",version=""} 1)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_request_duration_seconds_count{model="fusion",version="1"} 2)"));
   // Queue and compute time are observed for computed requests only.
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_queue_duration_seconds_count{model="fusion",version="1"} 1)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_compute_duration_seconds_sum{model="fusion",version="1"} 0.002)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_batch_size_bucket{model="fusion",version="1",le="2"} 1)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_batch_duration_seconds_sum{model="fusion",version="1"} 0.004)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_tokens_total{kind="real",model="fusion",version="1"} 30)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_tokens_total{kind="padded",model="fusion",version="1"} 10)"));
-  EXPECT_TRUE(HasLine(text,
-      R"(fusion_inflight_requests{model="fusion",version="1"} 0)"));
-  EXPECT_TRUE(HasLine(text, R"(fusion_queue_depth{model="fusion",priority="1",version="1"} 7)"));
-  EXPECT_TRUE(HasLine(text, R"(fusion_model_ready{model="fusion",version="1"} 1)"));
-  EXPECT_TRUE(HasLine(text,
+  EXPECT_TRUE(HasLine(
+      text, R"(fusion_inflight_requests{model="fusion",version="1"} 0)"));
+  EXPECT_TRUE(HasLine(
+      text,
+      R"(fusion_queue_depth{model="fusion",priority="1",version="1"} 7)"));
+  EXPECT_TRUE(
+      HasLine(text, R"(fusion_model_ready{model="fusion",version="1"} 1)"));
+  EXPECT_TRUE(HasLine(
+      text,
       R"(fusion_build_info{blas_kernels="Cooperlake",device="cpu",git_sha="abc",precision="bf16",torch_version="1.13.0",version="0.1.0"} 1)"));
   EXPECT_TRUE(absl::StrContains(text, "\nprocess_resident_memory_bytes "));
   EXPECT_TRUE(absl::StrContains(text, "\nprocess_open_fds "));
@@ -77,9 +93,11 @@ TEST(ServerMetricsTest, DurationBucketsResolve100MicrosecondsTo10Seconds) {
   metrics.ForModel("m", "2");
   const std::string text = metrics.Scrape();
   EXPECT_TRUE(absl::StrContains(
-      text, R"(fusion_request_duration_seconds_bucket{model="m",version="2",le="0.0001"} 0)"));
+      text,
+      R"(fusion_request_duration_seconds_bucket{model="m",version="2",le="0.0001"} 0)"));
   EXPECT_TRUE(absl::StrContains(
-      text, R"(fusion_request_duration_seconds_bucket{model="m",version="2",le="10"} 0)"));
+      text,
+      R"(fusion_request_duration_seconds_bucket{model="m",version="2",le="10"} 0)"));
 }
 
 }  // namespace

@@ -33,10 +33,12 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
   auto* b = c.mutable_batching();
   if (b->max_batch_size() == 0) b->set_max_batch_size(batcher.max_batch_size);
   if (b->length_bucket_edges().empty()) {
-    for (int edge : batcher.length_bucket_edges) b->add_length_bucket_edges(edge);
+    for (int edge : batcher.length_bucket_edges)
+      b->add_length_bucket_edges(edge);
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(batcher.max_queue_size);
-  if (b->priority_levels() == 0) b->set_priority_levels(batcher.priority_levels);
+  if (b->priority_levels() == 0)
+    b->set_priority_levels(batcher.priority_levels);
   auto* r = c.mutable_runtime();
   if (r->interop_threads() == 0) r->set_interop_threads(1);
   if (!r->has_warmup_iterations()) r->set_warmup_iterations(1);

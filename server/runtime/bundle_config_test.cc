@@ -14,9 +14,15 @@ fusion::v1::ModelConfig Parse(const std::string& text) {
 }
 
 constexpr char kMinimal[] = R"pb(
-  name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
-  max_tokens: 32 attention_heads: 2
-  features { name: "x" } features { name: "y" }
+  name: "m"
+  version: 1
+  classes: "a"
+  classes: "b"
+  positive_class: 1
+  max_tokens: 32
+  attention_heads: 2
+  features { name: "x" }
+  features { name: "y" }
 )pb";
 
 TEST(BundleConfigTest, DefaultBundleLoadsWithItsSettings) {

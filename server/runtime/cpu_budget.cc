@@ -24,7 +24,8 @@ int CgroupQuotaCpuCount() {
   std::string quota;
   long period = 0;
   if (!(in >> quota >> period) || quota == "max" || period <= 0) return 0;
-  const double cpus = std::strtod(quota.c_str(), nullptr) / static_cast<double>(period);
+  const double cpus =
+      std::strtod(quota.c_str(), nullptr) / static_cast<double>(period);
   return std::max(1, static_cast<int>(std::ceil(cpus)));
 }
 
@@ -55,7 +56,8 @@ ThreadPlan PlanThreads(int usable_cpus, bool gpu, int instance_count,
 
 int UsableCpuCount() {
   int cpus = AffinityCpuCount();
-  if (int quota = CgroupQuotaCpuCount(); quota > 0) cpus = std::min(cpus, quota);
+  if (int quota = CgroupQuotaCpuCount(); quota > 0)
+    cpus = std::min(cpus, quota);
   return cpus;
 }
 

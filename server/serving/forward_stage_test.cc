@@ -54,7 +54,8 @@ TEST(ForwardStageTest, HandBlocksWhileEveryInstanceIsBusy) {
     });
   }
   gate.AwaitWaiting(2);  // both instances are running a job
-  auto third = std::async(std::launch::async, [&] { stage.Hand([&] { ++ran; }); });
+  auto third =
+      std::async(std::launch::async, [&] { stage.Hand([&] { ++ran; }); });
   // A negative check needs a time window: the third hand-off must still be
   // waiting for a free instance.
   EXPECT_EQ(third.wait_for(std::chrono::milliseconds(100)),

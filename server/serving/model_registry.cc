@@ -228,8 +228,8 @@ absl::Status ModelRegistry::LoadVersion(const std::string& model,
                         absl::StrCat(dir, ": ", loaded.status().message()));
   }
   Log(LogLevel::kInfo, "loaded ", dir, " in ", absl::FormatDuration(load_time),
-      " (warm-up ", absl::FormatDuration(loaded->warmup_time),
-      "); serving ", model, " v", version);
+      " (warm-up ", absl::FormatDuration(loaded->warmup_time), "); serving ",
+      model, " v", version);
   return absl::OkStatus();
 }
 
@@ -315,10 +315,9 @@ absl::StatusOr<std::shared_ptr<Servable>> ModelRegistry::Find(
     case VersionState::kUnloading:
       break;
   }
-  return absl::UnavailableError(
-      absl::StrCat("model '", name, "' version '", version, "' is ",
-                   it->second.state == VersionState::kLoading ? "loading"
-                                                              : "unloading"));
+  return absl::UnavailableError(absl::StrCat(
+      "model '", name, "' version '", version, "' is ",
+      it->second.state == VersionState::kLoading ? "loading" : "unloading"));
 }
 
 ModelStatus ModelRegistry::StatusLocked(const std::string& name,
@@ -385,9 +384,9 @@ absl::Status ModelRegistry::Sync() {
   std::vector<std::string> failures;
   for (const std::string& name : names) {
     const auto dirs = scan->find(name);
-    absl::Status status = SyncModel(
-        name, dirs == scan->end() ? VersionDirs{} : dirs->second,
-        SyncMode::kPoll);
+    absl::Status status =
+        SyncModel(name, dirs == scan->end() ? VersionDirs{} : dirs->second,
+                  SyncMode::kPoll);
     if (!status.ok()) failures.push_back(std::string(status.message()));
   }
   last_seen_ = std::move(*scan);
@@ -399,8 +398,8 @@ absl::Status ModelRegistry::LoadModel(const std::string& model) {
   absl::MutexLock sync(&sync_mu_);
   const VersionDirs dirs = ScanModel(options_.repository, model);
   if (dirs.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "no version of model '", model, "' in ", options_.repository));
+    return absl::NotFoundError(absl::StrCat("no version of model '", model,
+                                            "' in ", options_.repository));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -431,9 +430,10 @@ absl::Status ModelRegistry::UnloadModel(const std::string& model,
     }
     if (version.empty()) {
       if (model == options_.default_model) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "'", model, "' is the default model (--model): it cannot be "
-            "unloaded, only its versions replaced"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("'", model,
+                         "' is the default model (--model): it cannot be "
+                         "unloaded, only its versions replaced"));
       }
       found->second.unloaded = true;
     } else {

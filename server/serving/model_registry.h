@@ -39,7 +39,7 @@ const char* VersionStateName(VersionState state);
 struct VersionStatus {
   int64_t version = 0;
   VersionState state = VersionState::kLoading;
-  std::string reason;  // why FAILED
+  std::string reason;          // why FAILED
   absl::Duration load_time;    // start to ready, warm-up included
   absl::Duration warmup_time;  // of which warm-up
 };
@@ -127,7 +127,7 @@ class ModelRegistry {
   };
   struct Model {
     std::map<int64_t, Version, std::greater<int64_t>> versions;  // latest 1st
-    bool unloaded = false;  // by UnloadModel, until LoadModel
+    bool unloaded = false;                // by UnloadModel, until LoadModel
     std::set<int64_t> unloaded_versions;  // likewise, one by one
   };
   enum class SyncMode { kStart, kPoll, kExplicit };

@@ -27,10 +27,11 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            absl::StrCat("registry_test_", ::testing::UnitTest::GetInstance()
-                                               ->current_test_info()
-                                               ->name());
+    root_ =
+        fs::path(::testing::TempDir()) /
+        absl::StrCat(
+            "registry_test_",
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -66,8 +67,8 @@ class RegistryTest : public ::testing::Test {
       }
       auto config = runtime::LoadBundleConfig(dir);
       if (!config.ok()) return config.status();
-      auto tokenizer =
-          text::WordPieceTokenizer::Create({"[PAD]", "[UNK]", "[CLS]", "[SEP]"});
+      auto tokenizer = text::WordPieceTokenizer::Create(
+          {"[PAD]", "[UNK]", "[CLS]", "[SEP]"});
       if (!tokenizer.ok()) return tokenizer.status();
       auto servable = Servable::Create(
           *config, std::make_unique<runtime::FakeModelRuntime>(),
@@ -126,8 +127,8 @@ TEST_F(RegistryTest, ServesOnlyTheLatestVersionByDefault) {
   AddVersion("m", 2);
   Load(Options());
   EXPECT_EQ(Routed(), 2);
-  EXPECT_EQ(States(), (std::map<int64_t, VersionState>{
-                          {2, VersionState::kReady}}));
+  EXPECT_EQ(States(),
+            (std::map<int64_t, VersionState>{{2, VersionState::kReady}}));
   EXPECT_EQ(registry_->Find("m", "1").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(loads_["m/1"], 0);
@@ -151,9 +152,9 @@ TEST_F(RegistryTest, SpecificVersionsLoadOnlyThoseListed) {
   AddVersion("m", 2);
   AddVersion("m", 3, "version_policy { specific { versions: [1, 3] } }");
   Load(Options());
-  EXPECT_EQ(States(), (std::map<int64_t, VersionState>{
-                          {1, VersionState::kReady},
-                          {3, VersionState::kReady}}));
+  EXPECT_EQ(States(),
+            (std::map<int64_t, VersionState>{{1, VersionState::kReady},
+                                             {3, VersionState::kReady}}));
   EXPECT_EQ(registry_->Find("m", "2").status().code(),
             absl::StatusCode::kNotFound);
 }
@@ -168,8 +169,8 @@ TEST_F(RegistryTest, ANewVersionLoadsOnceItsFilesSettleAndReplacesTheOld) {
   ASSERT_TRUE(registry_->Sync().ok());  // unchanged since: loaded
   EXPECT_EQ(loads_["m/2"], 1);
   EXPECT_EQ(Routed(), 2);
-  EXPECT_EQ(States(), (std::map<int64_t, VersionState>{
-                          {2, VersionState::kReady}}));
+  EXPECT_EQ(States(),
+            (std::map<int64_t, VersionState>{{2, VersionState::kReady}}));
 }
 
 TEST_F(RegistryTest, AFileStillChangingDefersTheLoad) {
@@ -196,9 +197,9 @@ TEST_F(RegistryTest, ABrokenVersionFailsAndTheOldOneKeepsServing) {
   EXPECT_EQ(synced.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(synced.message().find("corrupt"), std::string::npos) << synced;
   EXPECT_EQ(Routed(), 2);
-  EXPECT_EQ(States(), (std::map<int64_t, VersionState>{
-                          {3, VersionState::kFailed},
-                          {2, VersionState::kReady}}));
+  EXPECT_EQ(States(),
+            (std::map<int64_t, VersionState>{{3, VersionState::kFailed},
+                                             {2, VersionState::kReady}}));
   auto v3 = registry_->Find("m", "3");
   EXPECT_EQ(v3.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(v3.status().message().find("failed to load"), std::string::npos);
@@ -227,17 +228,19 @@ TEST_F(RegistryTest, UnloadingWaitsForTheRequestsThatHoldTheVersion) {
   });
   // v2 serves at once; v1 waits for the request.
   const absl::Time give_up = absl::Now() + kWait;
-  while (Routed() != 2 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  while (Routed() != 2 && absl::Now() < give_up)
+    absl::SleepFor(absl::Milliseconds(1));
   EXPECT_EQ(Routed(), 2);
-  EXPECT_FALSE(switched.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+  EXPECT_FALSE(
+      switched.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
   EXPECT_EQ(States()[1], VersionState::kUnloading);
   EXPECT_EQ(registry_->Find("m", "1").status().code(),
             absl::StatusCode::kUnavailable);
   held->reset();  // the request completes
   EXPECT_TRUE(switched.WaitForNotificationWithTimeout(kWait));
   sync.join();
-  EXPECT_EQ(States(), (std::map<int64_t, VersionState>{
-                          {2, VersionState::kReady}}));
+  EXPECT_EQ(States(),
+            (std::map<int64_t, VersionState>{{2, VersionState::kReady}}));
 }
 
 TEST_F(RegistryTest, NoRescanLeavesAModelWithoutAServingVersion) {

@@ -50,10 +50,11 @@ absl::StatusOr<std::unique_ptr<Servable>> Servable::Create(
     ServingObserver* observer, const ServableOptions& servable_options) {
   static NoOpObserver* const no_op = new NoOpObserver();
   if (!runtime || !tokenizer) {
-    return absl::InvalidArgumentError("servable needs a runtime and a tokenizer");
+    return absl::InvalidArgumentError(
+        "servable needs a runtime and a tokenizer");
   }
-  std::unique_ptr<Servable> servable(
-      new Servable(std::move(config), std::move(runtime), std::move(tokenizer)));
+  std::unique_ptr<Servable> servable(new Servable(
+      std::move(config), std::move(runtime), std::move(tokenizer)));
   servable->observer_ = observer != nullptr ? observer : no_op;
   const auto& batching = servable->config_.batching();
   batching::BatchSchedulerOptions options;
@@ -128,7 +129,8 @@ void Servable::ExecuteBatch(Queue::Batch& batch) {
 void Servable::Finish(CollatedBatch& batch) {
   const absl::Time forward_start = absl::Now();
   auto outputs = runtime_->Run(*batch.prepared);
-  const absl::Duration compute = batch.collation + (absl::Now() - forward_start);
+  const absl::Duration compute =
+      batch.collation + (absl::Now() - forward_start);
   const int64_t compute_us = absl::ToInt64Microseconds(compute);
   if (!outputs.ok()) {
     for (auto& task : batch.tasks) task->Complete(outputs.status());

@@ -83,10 +83,10 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
   auto config = runtime::LoadBundleConfig(bundle_dir, options.overrides);
   if (!config.ok()) return config.status();
   if (config->name() != name || config->version() != version) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config.pbtxt says model '", config->name(), "' version ",
-        config->version(), ", the directory says '", name, "' version ",
-        version));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.pbtxt says model '", config->name(), "' version ",
+                     config->version(), ", the directory says '", name,
+                     "' version ", version));
   }
   auto tokenizer = text::WordPieceTokenizer::FromVocabFile(
       bundle_dir + "/" + config->tokenizer().vocab_file(),
@@ -95,7 +95,8 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
   auto runtime = options.runtime_factory(bundle_dir, *config);
   if (!runtime.ok()) return runtime.status();
   ResolveInstanceCount(options, **runtime, *config);
-  if (absl::Status status = ResolveMergeCost(**runtime, *config); !status.ok()) {
+  if (absl::Status status = ResolveMergeCost(**runtime, *config);
+      !status.ok()) {
     return status;
   }
   auto warmup_time = WarmUp(**runtime, **tokenizer, *config);
@@ -122,11 +123,11 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
 }  // namespace
 
 ServableLoader MakeServableLoader(LoaderOptions options) {
-  return [options = std::move(options)](const std::string& bundle_dir,
-                                        const std::string& name,
-                                        int64_t version) {
-    return Load(options, bundle_dir, name, version);
-  };
+  return
+      [options = std::move(options)](const std::string& bundle_dir,
+                                     const std::string& name, int64_t version) {
+        return Load(options, bundle_dir, name, version);
+      };
 }
 
 }  // namespace fusion::serving

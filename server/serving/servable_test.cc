@@ -26,9 +26,15 @@ std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
                                        ServableOptions options = {}) {
   fusion::v1::ModelConfig config;
   google::protobuf::TextFormat::ParseFromString(
-      R"pb(name: "m" version: 1 classes: "a" classes: "b" positive_class: 1
-           max_tokens: 16 attention_heads: 2
-           features { name: "x" } features { name: "y" }
+      R"pb(name: "m"
+           version: 1
+           classes: "a"
+           classes: "b"
+           positive_class: 1
+           max_tokens: 16
+           attention_heads: 2
+           features { name: "x" }
+           features { name: "y" }
            batching { max_queue_delay_us: 1 })pb",
       &config);
   config.mutable_batching()->set_max_queue_size(max_queue_size);

@@ -21,9 +21,8 @@ std::set<int64_t> ChooseVersions(const fusion::v1::VersionPolicy& policy,
     case Policy::POLICY_NOT_SET:
       break;
   }
-  const int wanted = policy.has_latest()
-                         ? std::max(1, policy.latest().num_versions())
-                         : 1;
+  const int wanted =
+      policy.has_latest() ? std::max(1, policy.latest().num_versions()) : 1;
   std::set<int64_t> chosen;
   for (auto it = candidates.rbegin();
        it != candidates.rend() && static_cast<int>(chosen.size()) < wanted;

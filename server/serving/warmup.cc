@@ -45,10 +45,10 @@ absl::StatusOr<absl::Duration> WarmUp(runtime::ModelRuntime& runtime,
       if (!prepared.ok()) return prepared.status();
       auto outputs = runtime.Run(**prepared);
       if (!outputs.ok()) {
-        return absl::Status(
-            outputs.status().code(),
-            absl::StrCat("warm-up batch of ", shape.requests, " x ",
-                         shape.tokens, " tokens: ", outputs.status().message()));
+        return absl::Status(outputs.status().code(),
+                            absl::StrCat("warm-up batch of ", shape.requests,
+                                         " x ", shape.tokens, " tokens: ",
+                                         outputs.status().message()));
       }
     }
   }

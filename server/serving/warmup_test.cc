@@ -15,8 +15,14 @@ namespace {
 fusion::v1::ModelConfig Config(const std::string& extra) {
   fusion::v1::ModelConfig config;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(name: "m" version: 1 classes: "a" classes: "b" max_tokens: 100
-           attention_heads: 2 features { name: "x" })pb" + extra,
+      R"pb(name: "m"
+           version: 1
+           classes: "a"
+           classes: "b"
+           max_tokens: 100
+           attention_heads: 2
+           features { name: "x" })pb" +
+          extra,
       &config));
   auto normalized = runtime::NormalizeConfig(config);
   EXPECT_TRUE(normalized.ok()) << normalized.status();
@@ -25,8 +31,10 @@ fusion::v1::ModelConfig Config(const std::string& extra) {
 
 TEST(WarmupTest, ShapesCoverEveryBucketAtEveryServedBatchSize) {
   const auto config = Config(R"pb(batching {
-    max_batch_size: 24 preferred_batch_sizes: 12
-    length_bucket_edges: [16, 64, 128] })pb");
+                                    max_batch_size: 24
+                                    preferred_batch_sizes: 12
+                                    length_bucket_edges: [ 16, 64, 128 ]
+                                  })pb");
   std::set<std::pair<int, int>> shapes;
   for (const WarmupShape& s : WarmupShapes(config)) {
     shapes.insert({s.requests, s.tokens});
@@ -45,8 +53,10 @@ TEST(WarmupTest, RunsEachShapeOncePerIterationAndCanBeTurnedOff) {
       text::WordPieceTokenizer::Create({"[PAD]", "[UNK]", "[CLS]", "[SEP]"});
   ASSERT_TRUE(tokenizer.ok());
   runtime::FakeModelRuntime fake;
-  auto config = Config(R"pb(batching { max_batch_size: 4
-                                       length_bucket_edges: [8] }
+  auto config = Config(R"pb(batching {
+                              max_batch_size: 4
+                              length_bucket_edges: [ 8 ]
+                            }
                             runtime { warmup_iterations: 2 })pb");
   auto time = WarmUp(fake, **tokenizer, config);
   ASSERT_TRUE(time.ok()) << time.status();
