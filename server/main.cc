@@ -69,6 +69,9 @@ ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");
+ABSL_FLAG(int64_t, http_max_body_bytes, kDefaults.http_max_body_bytes,
+          "The largest request body the HTTP port takes (v2 inference); a "
+          "larger one gets 413");
 ABSL_FLAG(absl::Duration, drain_delay, kDefaults.drain_delay,
           "After SIGTERM: time to keep serving while not ready, so load "
           "balancers stop routing here (e.g. 5s in Kubernetes)");
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
   options.metrics = absl::GetFlag(FLAGS_metrics);
+  options.http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();

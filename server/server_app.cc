@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/protobuf_logging.h"
+#include "server/api/v2/http_routes.h"
 #include "server/common/log.h"
 #include "server/runtime/blas_kernels.h"
 #include "server/runtime/cpu_budget.h"
@@ -84,6 +85,9 @@ absl::Status ValidateOptions(const ServerAppOptions& options) {
   }
   if (options.interop_threads && *options.interop_threads < 1) {
     return absl::InvalidArgumentError("--interop_threads must be >= 1");
+  }
+  if (options.http_max_body_bytes < 1) {
+    return absl::InvalidArgumentError("--http_max_body_bytes must be >= 1");
   }
   if (options.repository_poll_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -189,8 +193,17 @@ absl::Status ServerApp::Start() {
       }
     });
   });
+  v2_core_ = std::make_unique<api::v2::InferenceCore>(
+      &state_,
+      [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); },
+      FUSION_VERSION);
   metrics::HttpEndpointOptions http_options;
   http_options.address = options_.http_address;
+  http_options.add_routes = [this](httplib::Server& server) {
+    api::v2::HttpRoutesOptions routes;
+    routes.max_body_bytes = options_.http_max_body_bytes;
+    api::v2::AddV2Routes(server, *v2_core_, routes);
+  };
   http_options.not_ready_reason = [this] { return state_.NotReadyReason(); };
   http_options.readiness_detail = [this] {
     serving::ModelRegistry* registry = state_.registry();
@@ -300,6 +313,8 @@ absl::Status ServerApp::StartGrpc() {
   builder.AddListeningPort(options_.grpc_address,
                            grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(scoring_.get());
+  inference_ = std::make_unique<api::v2::InferenceServiceImpl>(v2_core_.get());
+  builder.RegisterService(inference_.get());
   if (options_.max_connection_age > absl::ZeroDuration()) {
     // GOAWAY after the age; calls in flight get the same again to finish.
     const int ms = static_cast<int>(
@@ -359,8 +374,11 @@ void ServerApp::Drain() {
   std::this_thread::sleep_for(absl::ToChronoNanoseconds(options_.drain_delay));
 
   const absl::Time start = absl::Now();
-  WaitForArrivalsToStop([this] { return scoring_->calls_started(); },
-                        options_.shutdown_timeout);
+  WaitForArrivalsToStop(
+      [this] {
+        return scoring_->calls_started() + inference_->calls_started();
+      },
+      options_.shutdown_timeout);
   state_.StartDraining();
   // Stops accepting RPCs and waits for the accepted ones, whose tasks the
   // executors are still computing; past the deadline, cancels the rest.

@@ -16,6 +16,8 @@
 #include "fusion/v1/model_config.pb.h"
 #include "server/api/model_repository_service.h"
 #include "server/api/scoring_service.h"
+#include "server/api/v2/inference_core.h"
+#include "server/api/v2/inference_service.h"
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/bundle_config.h"
@@ -46,6 +48,8 @@ struct ServerAppOptions {
   absl::Duration drain_delay = absl::ZeroDuration();
   absl::Duration shutdown_timeout = absl::Seconds(30);
   bool metrics = true;
+  // The largest body the HTTP port takes (v2 inference); larger: 413.
+  int64_t http_max_body_bytes = int64_t{16} << 20;
   absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
 };
 
@@ -75,10 +79,14 @@ class ServerApp {
   // endpoint first: its scrapes read the registry).
   serving::ServingState state_;
   metrics::ServerMetrics metrics_;
+  // The v2 protocol's core serves HTTP routes from the start (answering
+  // UNAVAILABLE while models load), so it comes before the endpoint.
+  std::unique_ptr<api::v2::InferenceCore> v2_core_;
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::unique_ptr<serving::ModelRegistry> registry_;
   std::unique_ptr<serving::RepositoryPoller> poller_;
   std::unique_ptr<api::ScoringServiceImpl> scoring_;
+  std::unique_ptr<api::v2::InferenceServiceImpl> inference_;
   std::unique_ptr<api::ModelRepositoryServiceImpl> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> admin_server_;

@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
           res.set_content(text(), "text/plain; version=0.0.4; charset=utf-8");
         });
   }
+  if (options.add_routes) options.add_routes(server);
   if (!server.bind_to_port(host, port)) {
     return absl::UnavailableError(
         absl::StrCat("cannot bind HTTP address ", options.address));

@@ -28,6 +28,8 @@ struct HttpEndpointOptions {
   std::function<std::string()> readiness_detail;
   // Prometheus exposition text; /metrics answers 404 when empty.
   std::function<std::string()> metrics_text;
+  // Registers more routes (e.g. the v2 inference API) before serving.
+  std::function<void(httplib::Server&)> add_routes;
 };
 
 class HttpEndpoint {

@@ -21,7 +21,8 @@ struct TaskTiming {
   int64_t queue_us = 0;  // arrival to the start of its batch's collation
   // The batch's collation, forward and split; not the wait between the two.
   int64_t compute_us = 0;
-  int32_t batch_size = 0;  // requests computed together with it
+  int64_t collation_us = 0;  // of which the collation
+  int32_t batch_size = 0;    // requests computed together with it
 };
 
 struct ScoringResult {

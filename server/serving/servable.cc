@@ -129,13 +129,15 @@ void Servable::ExecuteBatch(Queue::Batch& batch) {
 void Servable::Finish(CollatedBatch& batch) {
   const absl::Time forward_start = absl::Now();
   auto outputs = runtime_->Run(*batch.prepared);
-  const absl::Duration compute =
-      batch.collation + (absl::Now() - forward_start);
+  const absl::Duration forward = absl::Now() - forward_start;
+  const absl::Duration compute = batch.collation + forward;
   const int64_t compute_us = absl::ToInt64Microseconds(compute);
   if (!outputs.ok()) {
     for (auto& task : batch.tasks) task->Complete(outputs.status());
     return;
   }
+  stats_.RecordBatch(static_cast<int>(batch.tasks.size()), batch.collation,
+                     forward);
   observer_->OnBatchComputed({static_cast<int>(batch.tasks.size()),
                               batch.padding.real_tokens,
                               batch.padding.computed_tokens, compute});
@@ -145,6 +147,7 @@ void Servable::Finish(CollatedBatch& batch) {
     result.timing.queue_us =
         absl::ToInt64Microseconds(batch.start - batch.tasks[i]->arrival());
     result.timing.compute_us = compute_us;
+    result.timing.collation_us = absl::ToInt64Microseconds(batch.collation);
     result.timing.batch_size = static_cast<int32_t>(batch.tasks.size());
     batch.tasks[i]->Complete(std::move(result));
   }

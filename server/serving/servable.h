@@ -19,6 +19,7 @@
 #include "fusion/v1/model_config.pb.h"
 #include "server/batching/batch_scheduler.h"
 #include "server/runtime/model_runtime.h"
+#include "server/serving/inference_stats.h"
 #include "server/serving/scoring_task.h"
 #include "server/serving/serving_observer.h"
 #include "server/text/wordpiece_tokenizer.h"
@@ -67,6 +68,9 @@ class Servable {
   int queue_depth(int priority) const { return queue_->depth(priority); }
   // Never null: a no-op observer when none was given.
   ServingObserver& observer() const { return *observer_; }
+  // Counters for ModelStatistics; batches are recorded here, requests by
+  // the API that answers them.
+  InferenceStats& stats() const { return stats_; }
 
  private:
   using Queue = batching::BatchScheduler<ScoringTask>;
@@ -82,6 +86,7 @@ class Servable {
   const std::unique_ptr<text::WordPieceTokenizer> tokenizer_;
   absl::flat_hash_map<std::string, int> feature_index_;
   ServingObserver* observer_ = nullptr;
+  mutable InferenceStats stats_;
   // Null without overlap_collation. Before queue_: executors hand to it.
   std::unique_ptr<ForwardStage> forward_;
   std::unique_ptr<Queue> queue_;  // last: its threads use the members above

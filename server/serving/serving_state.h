@@ -8,6 +8,7 @@
 #include <atomic>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "server/serving/model_registry.h"
 
 namespace fusion::serving {
@@ -27,6 +28,16 @@ class ServingState {
   }
 
   ModelRegistry* registry() const { return registry_.load(); }
+  // The registry to route a new request with, or UNAVAILABLE saying why
+  // not (loading, draining).
+  absl::StatusOr<ModelRegistry*> AdmittingRegistry() const {
+    if (draining()) return absl::UnavailableError("server is draining");
+    ModelRegistry* registry = registry_.load();
+    if (registry == nullptr) {
+      return absl::UnavailableError("models are loading");
+    }
+    return registry;
+  }
   bool draining() const { return draining_.load(); }
   // "" when ready (loaded, no shutdown asked), else why not, in one line.
   std::string NotReadyReason() const {

@@ -1,0 +1,87 @@
+// inference.GRPCInferenceService (the Open Inference Protocol over gRPC) on
+// gRPC's callback API, over InferenceCore; served beside the native
+// fusion.v1.ScoringService on the same port. ModelInfer and
+// ModelStreamInfer take raw bytes and parse them here, as the native API
+// does, so a malformed request gets INVALID_ARGUMENT saying so. A stream
+// keeps at most kMaxInFlightPerStream requests in the server.
+#ifndef FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
+#define FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "inference/grpc_service.grpc.pb.h"
+#include "server/api/v2/inference_core.h"
+
+namespace fusion::api::v2 {
+
+using GRPCInferenceService = inference::GRPCInferenceService;
+using InferenceServiceBase = GRPCInferenceService::WithCallbackMethod_ServerLive<
+    GRPCInferenceService::WithCallbackMethod_ServerReady<
+        GRPCInferenceService::WithCallbackMethod_ModelReady<
+            GRPCInferenceService::WithCallbackMethod_ServerMetadata<
+                GRPCInferenceService::WithCallbackMethod_ModelMetadata<
+                    GRPCInferenceService::WithCallbackMethod_ModelConfig<
+                        GRPCInferenceService::WithCallbackMethod_ModelStatistics<
+                            GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+                                GRPCInferenceService::
+                                    WithRawCallbackMethod_ModelStreamInfer<
+                                        GRPCInferenceService::Service>>>>>>>>>;
+
+class InferenceServiceImpl final : public InferenceServiceBase {
+ public:
+  static constexpr int kMaxInFlightPerStream = 512;
+
+  // `core` must outlive the service.
+  explicit InferenceServiceImpl(const InferenceCore* core) : core_(core) {}
+
+  grpc::ServerUnaryReactor* ServerLive(
+      grpc::CallbackServerContext* context,
+      const inference::ServerLiveRequest* request,
+      inference::ServerLiveResponse* response) override;
+  grpc::ServerUnaryReactor* ServerReady(
+      grpc::CallbackServerContext* context,
+      const inference::ServerReadyRequest* request,
+      inference::ServerReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ModelReady(
+      grpc::CallbackServerContext* context,
+      const inference::ModelReadyRequest* request,
+      inference::ModelReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(
+      grpc::CallbackServerContext* context,
+      const inference::ServerMetadataRequest* request,
+      inference::ServerMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(
+      grpc::CallbackServerContext* context,
+      const inference::ModelMetadataRequest* request,
+      inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelConfig(
+      grpc::CallbackServerContext* context,
+      const inference::ModelConfigRequest* request,
+      inference::ModelConfigResponse* response) override;
+  grpc::ServerUnaryReactor* ModelStatistics(
+      grpc::CallbackServerContext* context,
+      const inference::ModelStatisticsRequest* request,
+      inference::ModelStatisticsResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* context) override;
+
+  // Calls started, as ScoringServiceImpl::calls_started (server_app.cc
+  // waits for arrivals to stop before shutting gRPC down).
+  uint64_t calls_started() const {
+    return calls_started_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  void Started() { calls_started_.fetch_add(1, std::memory_order_relaxed); }
+
+  const InferenceCore* const core_;
+  std::atomic<uint64_t> calls_started_{0};
+};
+
+}  // namespace fusion::api::v2
+
+#endif  // FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
