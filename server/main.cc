@@ -36,6 +36,10 @@ ABSL_FLAG(absl::Duration, repository_poll_interval,
 ABSL_FLAG(std::string, admin_address, kDefaults.admin_address,
           "Serve fusion.v1.ModelRepositoryService (list, load, unload "
           "models) on this address (empty: not at all)");
+ABSL_FLAG(std::string, admin_http_address, kDefaults.admin_http_address,
+          "Serve the v2 model repository extension over HTTP "
+          "(/v2/repository/index, /v2/repository/models/{name}/load|unload) "
+          "on this address (empty: not at all)");
 ABSL_FLAG(std::string, grpc_address, kDefaults.grpc_address,
           "gRPC listen address");
 ABSL_FLAG(std::string, http_address, kDefaults.http_address,
@@ -120,6 +124,7 @@ int main(int argc, char** argv) {
   options.repository_poll_interval =
       absl::GetFlag(FLAGS_repository_poll_interval);
   options.admin_address = absl::GetFlag(FLAGS_admin_address);
+  options.admin_http_address = absl::GetFlag(FLAGS_admin_http_address);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.http_address = absl::GetFlag(FLAGS_http_address);
   options.device = absl::GetFlag(FLAGS_device);

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "server/api/protobuf_logging.h"
 #include "server/api/v2/http_routes.h"
+#include "server/api/v2/repository_routes.h"
 #include "server/common/log.h"
 #include "server/runtime/blas_kernels.h"
 #include "server/runtime/cpu_budget.h"
@@ -219,6 +220,19 @@ absl::Status ServerApp::Start() {
 
   if (absl::Status loaded = LoadModels(); !loaded.ok()) return loaded;
   if (absl::Status started = StartGrpc(); !started.ok()) return started;
+  if (!options_.admin_http_address.empty()) {
+    metrics::HttpEndpointOptions admin;
+    admin.address = options_.admin_http_address;
+    admin.not_ready_reason = [this] { return state_.NotReadyReason(); };
+    admin.add_routes = [this](httplib::Server& server) {
+      api::v2::AddRepositoryRoutes(server, registry_.get());
+    };
+    auto started = metrics::HttpEndpoint::Start(admin);
+    if (!started.ok()) return started.status();
+    admin_http_ = std::move(*started);
+    Log(LogLevel::kInfo, "model repository admin via HTTP on ",
+        options_.admin_http_address);
+  }
   if (options_.repository_poll_interval > absl::ZeroDuration()) {
     poller_ = std::make_unique<serving::RepositoryPoller>(
         registry_.get(), options_.repository_poll_interval);
@@ -361,7 +375,9 @@ absl::Status ServerApp::StartGrpc() {
 }
 
 void ServerApp::Drain() {
-  poller_.reset();  // no version changes while shutting down
+  // No version changes while shutting down.
+  poller_.reset();
+  admin_http_.reset();
   if (admin_server_) admin_server_->Shutdown();
   state_.StopAdvertising();
   SetHealth(*server_, false);

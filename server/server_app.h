@@ -36,6 +36,8 @@ struct ServerAppOptions {
   std::string grpc_address = "0.0.0.0:50051";
   std::string http_address = "0.0.0.0:9090";
   std::string admin_address;  // ModelRepositoryService; empty: not served
+  // The v2 repository extension over HTTP; empty: not served.
+  std::string admin_http_address;
   absl::Duration repository_poll_interval = absl::ZeroDuration();  // 0: off
   std::string device = "auto";  // auto | cpu | cuda
   // LibTorch threads, process-wide. Unset: the default model's config, else
@@ -85,6 +87,7 @@ class ServerApp {
   std::unique_ptr<metrics::HttpEndpoint> http_;
   std::unique_ptr<serving::ModelRegistry> registry_;
   std::unique_ptr<serving::RepositoryPoller> poller_;
+  std::unique_ptr<metrics::HttpEndpoint> admin_http_;
   std::unique_ptr<api::ScoringServiceImpl> scoring_;
   std::unique_ptr<api::v2::InferenceServiceImpl> inference_;
   std::unique_ptr<api::ModelRepositoryServiceImpl> admin_;

@@ -9,12 +9,16 @@ and stopped by pid at the end of each test.
 
 Run: /usr/bin/python3 -m pytest tests/integration/test_model_repository.py -q
 """
+import json
 import os
 import re
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import grpc
 import pytest
@@ -610,3 +614,58 @@ def test_version_policy_specific_versions(stubs, repo_stubs, golden, tmp_path):
         m = s.metrics()
         assert not metric(m, "fusion_model_ready", model="fusion", version="2")
         assert metric(m, "fusion_model_ready", model="fusion", version="3") == 1
+
+
+def _post(address: str, path: str, body: Optional[dict] = None):
+    """(status, parsed JSON) of a POST to the admin HTTP address."""
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(f"http://{address}{path}", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_v2_repository_extension_over_http_on_its_own_address(
+        stubs, repo_stubs, golden, moderation_bundle, tmp_path):
+    repo = tmp_path / "models"
+    add_fusion_version(stubs, repo, 1)
+    shutil.copytree(moderation_bundle, repo / "moderation" / "1")
+    admin_http = f"127.0.0.1:{harness.free_port()}"
+    with serving(stubs, repo_stubs, tmp_path, repo, poll=None, admin=False,
+                 extra=[f"--admin_http_address={admin_http}"]) as s:
+        # Not on the public HTTP port.
+        status, _ = _post(s.srv.http_address, "/v2/repository/index")
+        assert status == 404, status
+
+        status, index = _post(admin_http, "/v2/repository/index")
+        assert status == 200, index
+        assert {(m["name"], m["version"], m["state"]) for m in index} == {
+            ("fusion", "1", "READY"), ("moderation", "1", "READY")}, index
+
+        status, body = _post(admin_http, "/v2/repository/models/moderation/unload")
+        assert (status, body) == (200, {}), (status, body)
+        code, details = s.score_code(harness.request_from_golden(
+            stubs, load_golden_file(os.path.join(moderation_bundle, "golden.jsonl"))[0],
+            model="moderation"))
+        assert code == grpc.StatusCode.NOT_FOUND, (code, details)
+        status, index = _post(admin_http, "/v2/repository/index", {"ready": True})
+        assert [m["name"] for m in index] == ["fusion"], index
+
+        # The default model stays; unknown names and bad bodies are errors.
+        status, body = _post(admin_http, "/v2/repository/models/fusion/unload")
+        assert status == 400 and "default model" in body["error"], (status, body)
+        status, body = _post(admin_http, "/v2/repository/models/nope/unload")
+        assert status == 404, (status, body)
+        status, body = _post(admin_http, "/v2/repository/models/nope/load")
+        assert status == 404, (status, body)
+        status, body = _post(admin_http, "/v2/repository/index", {"ready": "yes"})
+        assert status == 400 and "ready" in body["error"], (status, body)
+
+        status, body = _post(admin_http, "/v2/repository/models/moderation/load")
+        assert (status, body) == (200, {}), (status, body)
+        assert s.states("moderation") == {"1": "VERSION_READY"}
+        resp = s.score(harness.request_from_golden(stubs, golden[0]))
+        assert check_probabilities(resp, golden[0]) is None
