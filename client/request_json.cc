@@ -10,17 +10,7 @@
 #include "google/protobuf/util/json_util.h"
 
 namespace fusion::client {
-namespace {
 
-using fusion::v1::ScoreRequest;
-using nlohmann::json;
-
-absl::Status Invalid(absl::string_view key, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what));
-}
-
-// The float as the shortest decimal that reads back as the same float, so
-// JSON shows 0.1060673 rather than 0.10606729984283447.
 double Tidy(float value) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%.9g", value);
@@ -31,6 +21,15 @@ double Tidy(float value) {
     if (static_cast<float>(candidate) == value) return candidate;
   }
   return shortest;
+}
+
+namespace {
+
+using fusion::v1::ScoreRequest;
+using nlohmann::json;
+
+absl::Status Invalid(absl::string_view key, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what));
 }
 
 absl::StatusOr<float> FiniteFloat(const json& value, absl::string_view key) {

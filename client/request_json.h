@@ -60,6 +60,10 @@ nlohmann::json ResponseToJson(const fusion::v1::ScoreResponse& response);
 nlohmann::json ErrorToJson(const std::string& request_id,
                            const absl::Status& status);
 
+// The float as the shortest decimal that reads back as the same float, so
+// JSON shows 0.1060673 rather than 0.10606729984283447.
+double Tidy(float value);
+
 // Metadata as JSON, with the proto's field names.
 nlohmann::json MetadataToJson(const fusion::v1::ModelMetadata& metadata);
 

@@ -35,14 +35,14 @@ class Picker {
   Picker(const Workload& workload, double attention_fraction, uint64_t seed)
       : workload_(workload), fraction_(attention_fraction), seed_(seed) {}
 
-  const fusion::v1::ScoreRequest& Pick() {
+  WorkItem Pick() {
     thread_local std::mt19937_64 rng(
         seed_ + 0x9E3779B97F4A7C15ull * (thread_counter_.fetch_add(1) + 1));
     const size_t i = rng() % workload_.size();
     const bool attention =
         fraction_ > 0 &&
         std::uniform_real_distribution<double>(0, 1)(rng) < fraction_;
-    return workload_.Get(i, attention);
+    return workload_.Item(i, attention);
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/time/time.h"
 #include "client/bench/recorder.h"
@@ -37,6 +38,7 @@ struct LoadSpec {
 
 struct LevelResult {
   LoadSpec spec;
+  std::string protocol = "native";  // "native" | "v2": how it was sent
   LevelStats stats;
   double window_s = 0;
   double throughput_rps = 0;  // responses (any status) that arrived in window

@@ -1,5 +1,6 @@
 // fusion-bench: a load generator for fusionserve (closed or open loop,
 // unary or streaming), in the spirit of Triton's perf_analyzer.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/bench/load_loop.h"
 #include "client/bench/report.h"
@@ -43,7 +45,17 @@ ABSL_FLAG(int, cls_id, 2, "[CLS] id for generated requests");
 ABSL_FLAG(int, sep_id, 3, "[SEP] id for generated requests");
 ABSL_FLAG(double, attention_fraction, 0,
           "Share of requests asking for mean attention, 0..1");
-ABSL_FLAG(std::string, mode, "unary", "unary (Score) or stream (ScoreStream)");
+ABSL_FLAG(std::string, mode, "unary",
+          "unary (Score / ModelInfer) or stream (ScoreStream / "
+          "ModelStreamInfer)");
+ABSL_FLAG(std::string, protocol, "native",
+          "native (fusion.v1 Score), v2 (the Open Inference Protocol: "
+          "inference.GRPCInferenceService ModelInfer, each request as a v2 "
+          "request of batch 1), or native,v2 to run each level with both, "
+          "the same workload and arrivals, and compare");
+ABSL_FLAG(bool, v2_raw, false,
+          "With --protocol v2: send tensors in raw_input_contents "
+          "(little-endian) instead of typed contents");
 ABSL_FLAG(int, streams, 4, "Streams in --mode=stream");
 ABSL_FLAG(int, channels, 1, "gRPC channels, each with its own connections");
 ABSL_FLAG(int, max_outstanding, 20000,
@@ -61,7 +73,8 @@ Open loop:    fusion-bench --target host:port --rate 500 --duration 10s
 Sweep:        fusion-bench --sweep 1,4,16,64   |   --rate 1 --sweep 100,200,400
 Balancing:    fusion-bench --target ipv4:10.0.0.1:50051,10.0.0.2:50051 --lb round_robin
 Workload:     --input golden.jsonl | --synthetic_lengths uniform:8:64
-              --attention_fraction 0.1  --mode unary|stream)";
+              --attention_fraction 0.1  --mode unary|stream
+Protocol:     --protocol native|v2|native,v2  [--v2_raw])";
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "fusion-bench: %s\n", message.c_str());
@@ -105,19 +118,58 @@ absl::Status ParseLevels(bool* open_loop, std::vector<double>* levels) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Workload> MakeWorkload(const fusion::Client& client) {
+// The protocols to run, in order ("native", "v2").
+absl::StatusOr<std::vector<std::string>> ParseProtocols() {
+  std::vector<std::string> protocols;
+  for (absl::string_view p :
+       absl::StrSplit(absl::GetFlag(FLAGS_protocol), ',')) {
+    if (p != "native" && p != "v2") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--protocol '", p, "': expected native, v2 or native,v2"));
+    }
+    if (std::find(protocols.begin(), protocols.end(), p) != protocols.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--protocol names '", p, "' twice"));
+    }
+    protocols.emplace_back(p);
+  }
+  return protocols;
+}
+
+absl::StatusOr<Workload> MakeWorkload(const fusion::Client& client,
+                                      bool with_v2) {
   const std::string lengths = absl::GetFlag(FLAGS_synthetic_lengths);
   absl::StatusOr<Workload> workload;
+  // The model's metadata, once: for generated requests, and for the v2
+  // form (the feature order of FEATURES, the model name).
+  absl::StatusOr<fusion::v1::ModelMetadata> metadata;
+  if (!lengths.empty() || with_v2) {
+    metadata = client.GetModelMetadata(absl::GetFlag(FLAGS_model),
+                                       absl::GetFlag(FLAGS_model_version));
+    if (!metadata.ok() && lengths.empty() &&
+        metadata.status().code() == absl::StatusCode::kNotFound) {
+      // An unknown --model (to measure the error path, as native requests
+      // can): v2 requests still need a feature order; take the default
+      // model's, and let the server answer NOT_FOUND.
+      absl::StatusOr<fusion::v1::ModelMetadata> fallback =
+          client.GetModelMetadata();
+      if (fallback.ok()) {
+        std::fprintf(stderr,
+                     "fusion-bench: %s; v2 requests take the feature order "
+                     "of the server's default model '%s'\n",
+                     std::string(metadata.status().message()).c_str(),
+                     fallback->name().c_str());
+        metadata = *std::move(fallback);
+      }
+    }
+    if (!metadata.ok()) return metadata.status();
+  }
   if (lengths.empty()) {
     workload = Workload::FromJsonLines(absl::GetFlag(FLAGS_input));
   } else {
     absl::StatusOr<LengthDistribution> distribution =
         ParseLengthDistribution(lengths);
     if (!distribution.ok()) return distribution.status();
-    absl::StatusOr<fusion::v1::ModelMetadata> metadata =
-        client.GetModelMetadata(absl::GetFlag(FLAGS_model),
-                                absl::GetFlag(FLAGS_model_version));
-    if (!metadata.ok()) return metadata.status();
     SyntheticSpec spec;
     spec.lengths = *distribution;
     spec.count = absl::GetFlag(FLAGS_synthetic_count);
@@ -126,9 +178,17 @@ absl::StatusOr<Workload> MakeWorkload(const fusion::Client& client) {
     spec.sep_id = absl::GetFlag(FLAGS_sep_id);
     workload = Workload::Synthetic(spec, *metadata);
   }
-  if (workload.ok()) {
-    workload->SetModel(absl::GetFlag(FLAGS_model),
-                       absl::GetFlag(FLAGS_model_version));
+  if (!workload.ok()) return workload;
+  workload->SetModel(absl::GetFlag(FLAGS_model),
+                     absl::GetFlag(FLAGS_model_version));
+  if (with_v2) {
+    client::V2Options options;
+    options.raw = absl::GetFlag(FLAGS_v2_raw);
+    if (absl::Status s = workload->ConvertToV2(
+            client::V2ModelInfoFromMetadata(*metadata), options);
+        !s.ok()) {
+      return s;
+    }
   }
   return workload;
 }
@@ -183,12 +243,15 @@ LoadSpec SpecFor(bool open_loop, double level, uint64_t index) {
 }
 
 BenchConfig ConfigFor(const fusion::ClientOptions& options, bool open_loop,
-                      const Workload& workload) {
+                      const Workload& workload,
+                      const std::vector<std::string>& protocols) {
   BenchConfig config;
   config.target = options.connection.target;
   config.lb = options.connection.lb_policy;
   config.model = absl::GetFlag(FLAGS_model);
   config.mode = absl::GetFlag(FLAGS_mode);
+  config.protocol = absl::StrJoin(protocols, ",");
+  config.v2_raw = absl::GetFlag(FLAGS_v2_raw);
   config.open_loop = open_loop;
   const std::string lengths = absl::GetFlag(FLAGS_synthetic_lengths);
   config.workload = lengths.empty() ? workload.description()
@@ -226,6 +289,13 @@ int Run(const std::vector<std::string>& headers) {
   if (absl::Status s = ValidateFlags(); !s.ok()) {
     return Usage(std::string(s.message()));
   }
+  absl::StatusOr<std::vector<std::string>> protocols = ParseProtocols();
+  if (!protocols.ok()) return Usage(std::string(protocols.status().message()));
+  const bool with_v2 =
+      std::find(protocols->begin(), protocols->end(), "v2") != protocols->end();
+  if (absl::GetFlag(FLAGS_v2_raw) && !with_v2) {
+    return Usage("--v2_raw is for --protocol v2");
+  }
   absl::StatusOr<fusion::ClientOptions> options =
       client::ClientOptionsFromFlags(headers);
   if (!options.ok()) return Usage(std::string(options.status().message()));
@@ -241,7 +311,7 @@ int Run(const std::vector<std::string>& headers) {
       return 3;
     }
   }
-  absl::StatusOr<Workload> workload = MakeWorkload(*clients.front());
+  absl::StatusOr<Workload> workload = MakeWorkload(*clients.front(), with_v2);
   if (!workload.ok()) {
     std::fprintf(stderr, "fusion-bench: %s\n",
                  client::DescribeError(workload.status(), *options).c_str());
@@ -250,21 +320,33 @@ int Run(const std::vector<std::string>& headers) {
 
   const bool unary = absl::GetFlag(FLAGS_mode) == "unary";
   const int streams = absl::GetFlag(FLAGS_streams);
-  SenderFactory make_sender = [&](OutcomeHandler handler, absl::Time deadline) {
-    return unary ? MakeUnarySender(clients, std::move(handler))
-                 : MakeStreamSender(clients, streams, deadline,
-                                    std::move(handler));
+  auto factory = [&](bool v2) -> SenderFactory {
+    return [&, v2](OutcomeHandler handler, absl::Time deadline) {
+      if (v2) {
+        return unary ? MakeV2UnarySender(clients, std::move(handler))
+                     : MakeV2StreamSender(clients, streams, deadline,
+                                          std::move(handler));
+      }
+      return unary ? MakeUnarySender(clients, std::move(handler))
+                   : MakeStreamSender(clients, streams, deadline,
+                                      std::move(handler));
+    };
   };
   std::vector<LevelResult> results;
-  for (double level : levels) {
-    const LoadSpec spec = SpecFor(open_loop, level, results.size());
-    std::fprintf(stderr, "fusion-bench: %s %g for %s after %s warmup...\n",
-                 open_loop ? "rate" : "concurrency", level,
-                 absl::FormatDuration(spec.duration).c_str(),
-                 absl::FormatDuration(spec.warmup).c_str());
-    results.push_back(RunLevel(make_sender, *workload, spec));
+  for (size_t i = 0; i < levels.size(); ++i) {
+    // The same spec (seed included) for each protocol of a level.
+    const LoadSpec spec = SpecFor(open_loop, levels[i], i);
+    for (const std::string& protocol : *protocols) {
+      std::fprintf(
+          stderr, "fusion-bench: %s %g (%s) for %s after %s warmup...\n",
+          open_loop ? "rate" : "concurrency", levels[i], protocol.c_str(),
+          absl::FormatDuration(spec.duration).c_str(),
+          absl::FormatDuration(spec.warmup).c_str());
+      results.push_back(RunLevel(factory(protocol == "v2"), *workload, spec));
+      results.back().protocol = protocol;
+    }
   }
-  return Report(ConfigFor(*options, open_loop, *workload), results);
+  return Report(ConfigFor(*options, open_loop, *workload, *protocols), results);
 }
 
 }  // namespace

@@ -14,6 +14,10 @@ namespace fusion::bench {
 struct BenchConfig {
   std::string target, lb, model;
   std::string mode;  // "unary" | "stream"
+  // "native" (Score/ScoreStream), "v2" (ModelInfer/ModelStreamInfer), or
+  // "native,v2": each level run once per protocol (LevelResult::protocol).
+  std::string protocol = "native";
+  bool v2_raw = false;  // v2: raw_input_contents instead of typed contents
   bool open_loop = false;
   std::string workload;
   double warmup_s = 0, duration_s = 0, attention_fraction = 0;
@@ -28,9 +32,12 @@ double ClientCoresPer1kRps(const LevelResult& level);
 //  completed, window_s, latency_us{min, mean, p50, p90, p99, p999, max},
 //  errors{CODE: n}, server{mean_batch_size, mean_queue_us, mean_compute_us,
 //  mean_total_us}, client{cpu_seconds, cpu_cores, cores_per_1k_rps,
-//  mean_send_lag_us, max_send_lag_us}, totals{...}, unfinished}],
+//  mean_send_lag_us, max_send_lag_us}, totals{...}, unfinished, protocol}],
 //  "totals": {requests, ok, errors{CODE: n}}}. Totals count every request
 // of the run, warmup and drain included (what the servers saw).
+// config holds "protocol"; with v2 runs also "v2_contents" ("typed" |
+// "raw") and "server_timing" (a sentence saying why the v2 runs' "server"
+// values are null: v2 responses carry no per-request timing).
 nlohmann::json ReportJson(const BenchConfig& config,
                           const std::vector<LevelResult>& levels);
 

@@ -128,6 +128,30 @@ void Workload::SetModel(const std::string& model, const std::string& version) {
   }
 }
 
+absl::Status Workload::ConvertToV2(const client::V2ModelInfo& model,
+                                   const client::V2Options& options) {
+  std::vector<inference::ModelInferRequest> plain, with_attention;
+  plain.reserve(plain_.size());
+  with_attention.reserve(plain_.size());
+  for (size_t i = 0; i < plain_.size(); ++i) {
+    absl::StatusOr<inference::ModelInferRequest> a =
+        client::ToV2Request(plain_[i], model, options);
+    absl::StatusOr<inference::ModelInferRequest> b =
+        a.ok() ? client::ToV2Request(with_attention_[i], model, options)
+               : a.status();
+    if (!b.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request ", i + 1, " (request_id '", plain_[i].request_id(),
+          "') as v2: ", b.status().message()));
+    }
+    plain.push_back(*std::move(a));
+    with_attention.push_back(*std::move(b));
+  }
+  v2_plain_ = std::move(plain);
+  v2_with_attention_ = std::move(with_attention);
+  return absl::OkStatus();
+}
+
 double Workload::mean_token_ids() const {
   double sum = 0;
   for (const auto& r : plain_) sum += r.token_ids_size();

@@ -11,7 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "client/v2_request.h"
 #include "fusion/v1/scoring.pb.h"
+#include "inference/grpc_service.pb.h"
 
 namespace fusion::bench {
 
@@ -36,6 +38,13 @@ struct SyntheticSpec {
   int first_regular_id = 5;    // ids below are special tokens
 };
 
+// One request of the pool in both protocols; `v2` is null until
+// Workload::ConvertToV2. Points into the workload.
+struct WorkItem {
+  const fusion::v1::ScoreRequest* native = nullptr;
+  const inference::ModelInferRequest* v2 = nullptr;
+};
+
 class Workload {
  public:
   // Every non-blank line as a request (see client/request_json.h).
@@ -56,6 +65,22 @@ class Workload {
   const fusion::v1::ScoreRequest& Get(size_t i, bool with_attention) const {
     return with_attention ? with_attention_[i] : plain_[i];
   }
+  // Request i as a WorkItem (v2 set after ConvertToV2).
+  WorkItem Item(size_t i, bool with_attention) const {
+    WorkItem item;
+    item.native = &Get(i, with_attention);
+    if (!v2_plain_.empty()) {
+      item.v2 = with_attention ? &v2_with_attention_[i] : &v2_plain_[i];
+    }
+    return item;
+  }
+  // Builds the v2 form of every request (see client/v2_request.h), after
+  // SetModel. INVALID_ARGUMENT names the first request that cannot be
+  // converted (e.g. a missing required feature).
+  absl::Status ConvertToV2(const client::V2ModelInfo& model,
+                           const client::V2Options& options);
+  bool has_v2() const { return !v2_plain_.empty(); }
+
   // Mean token count of requests sent as token_ids; 0 if all are text.
   double mean_token_ids() const;
   const std::string& description() const { return description_; }
@@ -65,6 +90,7 @@ class Workload {
 
   std::vector<fusion::v1::ScoreRequest> plain_;
   std::vector<fusion::v1::ScoreRequest> with_attention_;
+  std::vector<inference::ModelInferRequest> v2_plain_, v2_with_attention_;
   std::string description_;
 };
 

@@ -90,5 +90,53 @@ TEST(Workload, FromGoldenFile) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(Workload, ConvertToV2KeepsThePool) {
+  fusion::v1::ModelMetadata metadata = Metadata();
+  metadata.set_name("fusion");
+  SyntheticSpec spec;
+  spec.lengths = *ParseLengthDistribution("fixed:6");
+  spec.count = 5;
+  auto w = Workload::Synthetic(spec, metadata);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_FALSE(w->has_v2());
+  EXPECT_EQ(w->Item(0, false).v2, nullptr);
+  ASSERT_TRUE(
+      w->ConvertToV2(client::V2ModelInfoFromMetadata(metadata), {}).ok());
+  ASSERT_TRUE(w->has_v2());
+  for (size_t i = 0; i < w->size(); ++i) {
+    for (bool attention : {false, true}) {
+      const WorkItem item = w->Item(i, attention);
+      ASSERT_NE(item.v2, nullptr);
+      EXPECT_EQ(item.native, &w->Get(i, attention));
+      EXPECT_EQ(item.v2->model_name(), "fusion");
+      EXPECT_EQ(item.v2->id(), item.native->request_id());
+      ASSERT_EQ(item.v2->inputs_size(), 2);
+      EXPECT_EQ(item.v2->inputs(0).name(), "INPUT_IDS");
+      EXPECT_EQ(item.v2->inputs(0).shape(1), 6);
+      EXPECT_EQ(item.v2->inputs(1).name(), "FEATURES");
+      EXPECT_EQ(item.v2->inputs(1).contents().fp32_contents(2),
+                item.native->feature_vector(2));
+      EXPECT_EQ(item.v2->outputs_size(), attention ? 5 : 0);
+    }
+  }
+  // Raw contents.
+  ASSERT_TRUE(
+      w->ConvertToV2(client::V2ModelInfoFromMetadata(metadata), {true}).ok());
+  EXPECT_EQ(w->Item(0, false).v2->raw_input_contents_size(), 2);
+  EXPECT_EQ(w->Item(0, false).v2->raw_input_contents(0).size(), 6u * 8);
+}
+
+TEST(Workload, ConvertToV2NamesTheBadRequest) {
+  auto w = Workload::FromJsonLines(std::string(FUSION_SOURCE_DIR) +
+                                   "/models/fusion/1/golden.jsonl");
+  ASSERT_TRUE(w.ok()) << w.status();
+  // A feature order that lacks the golden requests' features.
+  const absl::Status s =
+      w->ConvertToV2(client::V2ModelInfoFromNames("fusion", {"other"}), {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("request 1 "), std::string::npos) << s;
+  EXPECT_FALSE(w->has_v2());
+}
+
 }  // namespace
 }  // namespace fusion::bench

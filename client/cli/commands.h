@@ -21,6 +21,21 @@ inline constexpr int kExitUnreachable = 3;    // no server, or stream broken
 // `features` are the --feature values in order.
 int RunScore(const Client& client, const std::vector<std::string>& features);
 
+// The one request --text, --feature, --attention, --priority, --request_id,
+// --model, --model_version and --fill_missing describe (score and
+// v2-request). `metadata`: the model's for --fill_missing, or null to ask
+// the server. Returns kExitOk, or an exit code after printing why.
+int RequestFromFlags(const Client& client,
+                     const std::vector<std::string>& features,
+                     const fusion::v1::ModelMetadata* metadata,
+                     fusion::v1::ScoreRequest* request);
+
+// v2-request: prints the Open Inference Protocol (KServe v2) request that
+// the same input becomes, as REST JSON or protobuf text, without sending it
+// (see v2_request_command.cc).
+int RunV2Request(const Client& client,
+                 const std::vector<std::string>& features);
+
 // score --input: scores a JSON-lines file over ScoreStream.
 int RunScoreFile(const Client& client);
 

@@ -1,4 +1,5 @@
-// fusion-client: score requests, read model metadata, check health.
+// fusion-client: score requests, print their v2 form, read model metadata,
+// check health.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -17,6 +18,12 @@ Commands:
   score     --input FILE.jsonl [--output OUT.jsonl]
                                            a file (or - for stdin) over
                                            ScoreStream, results in input order
+  v2-request --text "..." --feature NAME=VALUE ... [--attention ...]
+            [--priority N] [--format json|text] [--v2_raw]
+            [--feature_order NAME,...]     the Open Inference Protocol (KServe
+                                           v2) request for the same input,
+                                           printed, not sent (--input FILE:
+                                           one per line)
   metadata  [--model NAME]                 the model's metadata as JSON
   health    [--service NAME]               grpc.health.v1 status
 
@@ -41,13 +48,15 @@ int main(int argc, char** argv) {
     return fusion::client::kExitUsage;
   }
   const std::string command = positional[1];
-  if (command != "score" && command != "metadata" && command != "health") {
+  if (command != "score" && command != "v2-request" && command != "metadata" &&
+      command != "health") {
     std::fprintf(stderr, "fusion-client: unknown command '%s'\n\n%s\n",
                  command.c_str(), kUsage);
     return fusion::client::kExitUsage;
   }
-  if (command != "score" && !features.empty()) {
-    std::fprintf(stderr, "fusion-client: --feature is for score\n");
+  if (command != "score" && command != "v2-request" && !features.empty()) {
+    std::fprintf(stderr,
+                 "fusion-client: --feature is for score and v2-request\n");
     return fusion::client::kExitUsage;
   }
 
@@ -66,6 +75,9 @@ int main(int argc, char** argv) {
     return fusion::client::kExitUsage;
   }
   if (command == "score") return fusion::client::RunScore(**client, features);
+  if (command == "v2-request") {
+    return fusion::client::RunV2Request(**client, features);
+  }
   if (command == "metadata") return fusion::client::RunMetadata(**client);
   return fusion::client::RunHealth(**client);
 }

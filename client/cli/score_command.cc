@@ -40,11 +40,18 @@ void PrintError(const std::string& message) {
   std::fprintf(stderr, "fusion-client: %s\n", message.c_str());
 }
 
-// Required features the request lacks get the training mean.
-absl::Status FillMissing(const Client& client, ScoreRequest* request) {
-  absl::StatusOr<fusion::v1::ModelMetadata> metadata =
-      client.GetModelMetadata(request->model(), request->model_version());
-  if (!metadata.ok()) return metadata.status();
+// Required features the request lacks get the training mean. `metadata`:
+// the model's, or null to ask the server.
+absl::Status FillMissing(const Client& client,
+                         const fusion::v1::ModelMetadata* metadata,
+                         ScoreRequest* request) {
+  absl::StatusOr<fusion::v1::ModelMetadata> fetched;
+  if (metadata == nullptr) {
+    fetched =
+        client.GetModelMetadata(request->model(), request->model_version());
+    if (!fetched.ok()) return fetched.status();
+    metadata = &*fetched;
+  }
   std::vector<std::string> filled;
   for (const auto& spec : metadata->features()) {
     if (spec.allow_missing() || request->features().contains(spec.name())) {
@@ -80,6 +87,48 @@ void PrintShow(const ScoreResponse& response) {
 
 }  // namespace
 
+int RequestFromFlags(const Client& client,
+                     const std::vector<std::string>& features,
+                     const fusion::v1::ModelMetadata* metadata,
+                     ScoreRequest* request) {
+  if (absl::GetFlag(FLAGS_text).empty() && features.empty()) {
+    PrintError(
+        "a request needs --text and --feature NAME=VALUE flags, or --input "
+        "FILE (see --help)");
+    return kExitUsage;
+  }
+  request->set_request_id(absl::GetFlag(FLAGS_request_id));
+  request->set_text(absl::GetFlag(FLAGS_text));
+  request->set_model(absl::GetFlag(FLAGS_model));
+  request->set_model_version(absl::GetFlag(FLAGS_model_version));
+  if (absl::GetFlag(FLAGS_priority) < 0) {
+    PrintError("--priority must be >= 0");
+    return kExitUsage;
+  }
+  request->set_priority(absl::GetFlag(FLAGS_priority));
+  if (absl::Status s = AddFeatureAssignments(features, request); !s.ok()) {
+    PrintError(absl::StrCat("--", s.message()));
+    return kExitUsage;
+  }
+  const std::string attention = absl::GetFlag(FLAGS_attention);
+  if (!attention.empty()) {
+    auto detail = ParseAttention(attention);
+    if (!detail.ok()) {
+      PrintError(absl::StrCat("--", detail.status().message()));
+      return kExitUsage;
+    }
+    request->set_attention(*detail);
+  }
+  if (absl::GetFlag(FLAGS_fill_missing)) {
+    if (absl::Status s = FillMissing(client, metadata, request); !s.ok()) {
+      PrintError(DescribeError(s, client.options()));
+      return s.code() == absl::StatusCode::kUnavailable ? kExitUnreachable
+                                                        : kExitRequestFailed;
+    }
+  }
+  return kExitOk;
+}
+
 int RunScore(const Client& client, const std::vector<std::string>& features) {
   if (!absl::GetFlag(FLAGS_input).empty()) {
     if (!features.empty() || !absl::GetFlag(FLAGS_text).empty() ||
@@ -97,42 +146,23 @@ int RunScore(const Client& client, const std::vector<std::string>& features) {
         "FILE (see --help)");
     return kExitUsage;
   }
-  ScoreRequest request;
-  request.set_request_id(absl::GetFlag(FLAGS_request_id));
-  request.set_text(absl::GetFlag(FLAGS_text));
-  request.set_model(absl::GetFlag(FLAGS_model));
-  request.set_model_version(absl::GetFlag(FLAGS_model_version));
-  if (absl::GetFlag(FLAGS_priority) < 0) {
-    PrintError("--priority must be >= 0");
-    return kExitUsage;
-  }
-  request.set_priority(absl::GetFlag(FLAGS_priority));
-  if (absl::Status s = AddFeatureAssignments(features, &request); !s.ok()) {
-    PrintError(absl::StrCat("--", s.message()));
-    return kExitUsage;
-  }
-  const std::string attention = absl::GetFlag(FLAGS_attention);
-  if (!attention.empty()) {
-    auto detail = ParseAttention(attention);
-    if (!detail.ok()) {
-      PrintError(absl::StrCat("--", detail.status().message()));
+  // --show defaults to mean attention and refuses none (checked before
+  // --fill_missing asks the server anything).
+  if (absl::GetFlag(FLAGS_show) && !absl::GetFlag(FLAGS_attention).empty()) {
+    auto detail = ParseAttention(absl::GetFlag(FLAGS_attention));
+    if (detail.ok() && *detail == fusion::v1::ATTENTION_NONE) {
+      PrintError("--show needs attention (--attention=mean or per-head)");
       return kExitUsage;
     }
-    request.set_attention(*detail);
-  } else if (absl::GetFlag(FLAGS_show)) {
-    request.set_attention(fusion::v1::ATTENTION_MEAN);
+  }
+  ScoreRequest request;
+  if (int code = RequestFromFlags(client, features, nullptr, &request);
+      code != kExitOk) {
+    return code;
   }
   if (absl::GetFlag(FLAGS_show) &&
       request.attention() == fusion::v1::ATTENTION_NONE) {
-    PrintError("--show needs attention (--attention=mean or per-head)");
-    return kExitUsage;
-  }
-  if (absl::GetFlag(FLAGS_fill_missing)) {
-    if (absl::Status s = FillMissing(client, &request); !s.ok()) {
-      PrintError(DescribeError(s, client.options()));
-      return s.code() == absl::StatusCode::kUnavailable ? kExitUnreachable
-                                                        : kExitRequestFailed;
-    }
+    request.set_attention(fusion::v1::ATTENTION_MEAN);
   }
 
   absl::StatusOr<ScoreResponse> response = client.Score(request);

@@ -23,6 +23,12 @@ BENCH_BIN = os.environ.get(
     "FUSION_BENCH_BIN", os.path.join(harness.REPO_ROOT, "build", "client", "fusion-bench"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_v2_server: needs a fusion-server that answers the Open "
+        "Inference Protocol (KServe v2: ModelInfer, ModelStreamInfer, /v2 REST)")
+
+
 def _binary(path, target):
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} not found or not executable: build it with "
