@@ -58,13 +58,13 @@ def bench(target, protocol, load, window_s):
 
 
 def summary(report):
-    """The figures compared: throughput, latency, failures."""
-    flat = report["results"][0] if "results" in report else report
-    latency = flat.get("latency_ms", {})
-    return {"throughput_rps": flat.get("throughput_rps"),
-            "p50_ms": latency.get("p50", flat.get("p50_ms")),
-            "p99_ms": latency.get("p99", flat.get("p99_ms")),
-            "requests": flat.get("requests"), "failed": flat.get("failed")}
+    """The figures compared: throughput, latency, failures (one level)."""
+    run = report["runs"][0]
+    latency = run["latency_us"]
+    return {"throughput_rps": run["throughput_rps"],
+            "p50_ms": latency["p50"] / 1000, "p99_ms": latency["p99"] / 1000,
+            "completed": run["completed"],
+            "errors": run["errors"], "mean_batch_size": run["server"]["mean_batch_size"]}
 
 
 def http_body(golden):
@@ -120,7 +120,7 @@ def http_window(address, bodies, window_s):
     return {"throughput_rps": len(latencies) / window_s,
             "p50_ms": latencies[len(latencies) // 2] if latencies else None,
             "p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else None,
-            "requests": len(latencies) + failures[0], "failed": failures[0],
+            "completed": len(latencies) + failures[0], "errors": failures[0],
             "client": f"Python http.client, {HTTP_THREADS} threads"}
 
 

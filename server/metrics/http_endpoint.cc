@@ -24,6 +24,10 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
   std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint());
   endpoint->server_ = std::make_unique<httplib::Server>();
   httplib::Server& server = *endpoint->server_;
+  // A response's header and body go out in separate writes: with Nagle on,
+  // the body waited for the client's delayed ACK (40 ms per keep-alive
+  // request, measured on v2 inference).
+  server.set_tcp_nodelay(true);
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
