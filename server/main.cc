@@ -76,6 +76,9 @@ ABSL_FLAG(std::string, pipelining, "",
 ABSL_FLAG(int64_t, http_max_body_bytes, kDefaults.http_max_body_bytes,
           "The largest request body the HTTP port takes (v2 inference); a "
           "larger one gets 413");
+ABSL_FLAG(int, http_threads, kDefaults.http_threads,
+          "HTTP worker threads; a v2 infer over HTTP holds one until it is "
+          "answered, so this caps the HTTP requests in flight");
 ABSL_FLAG(absl::Duration, drain_delay, kDefaults.drain_delay,
           "After SIGTERM: time to keep serving while not ready, so load "
           "balancers stop routing here (e.g. 5s in Kubernetes)");
@@ -161,6 +164,7 @@ int main(int argc, char** argv) {
   options.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();

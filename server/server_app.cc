@@ -87,6 +87,9 @@ absl::Status ValidateOptions(const ServerAppOptions& options) {
   if (options.interop_threads && *options.interop_threads < 1) {
     return absl::InvalidArgumentError("--interop_threads must be >= 1");
   }
+  if (options.http_threads < 1) {
+    return absl::InvalidArgumentError("--http_threads must be >= 1");
+  }
   if (options.http_max_body_bytes < 1) {
     return absl::InvalidArgumentError("--http_max_body_bytes must be >= 1");
   }
@@ -203,6 +206,7 @@ absl::Status ServerApp::Start() {
   http_options.add_routes = [this](httplib::Server& server) {
     api::v2::HttpRoutesOptions routes;
     routes.max_body_bytes = options_.http_max_body_bytes;
+    routes.worker_threads = options_.http_threads;
     api::v2::AddV2Routes(server, *v2_core_, routes);
   };
   http_options.not_ready_reason = [this] { return state_.NotReadyReason(); };

@@ -52,6 +52,9 @@ struct ServerAppOptions {
   bool metrics = true;
   // The largest body the HTTP port takes (v2 inference); larger: 413.
   int64_t http_max_body_bytes = int64_t{16} << 20;
+  // HTTP worker threads: a v2 infer holds one until answered, so this caps
+  // the HTTP requests in flight.
+  int http_threads = 32;
   absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
 };
 

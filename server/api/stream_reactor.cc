@@ -81,8 +81,7 @@ class StreamReactor final
           write = &writes_.front();
         }
       }
-      if (read_paused_ && !reads_done_ &&
-          outstanding_ < max_in_flight_) {
+      if (read_paused_ && !reads_done_ && outstanding_ < max_in_flight_) {
         read_paused_ = false;
         resume_reading = true;
       }

@@ -8,7 +8,8 @@ namespace fusion::serving {
 namespace {
 
 uint64_t Nanoseconds(absl::Duration d) {
-  return static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(d)));
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, absl::ToInt64Nanoseconds(d)));
 }
 
 void AddTo(DurationTotal& total, absl::Duration d) {
@@ -37,8 +38,9 @@ void InferenceStats::RecordSuccess(absl::Duration total, absl::Duration queue,
   compute_infer_.Add(compute_infer);
   inference_count_.fetch_add(static_cast<uint64_t>(rows),
                              std::memory_order_relaxed);
-  last_inference_ms_.store(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())),
-                           std::memory_order_relaxed);
+  last_inference_ms_.store(
+      static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())),
+      std::memory_order_relaxed);
 }
 
 void InferenceStats::RecordFailure(absl::Duration total) { fail_.Add(total); }

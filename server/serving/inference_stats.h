@@ -27,9 +27,9 @@ struct BatchTotals {
 
 struct InferenceStatsSnapshot {
   DurationTotal success, fail, queue, compute_input, compute_infer;
-  uint64_t inference_count = 0;  // rows computed
-  uint64_t execution_count = 0;  // batches run
-  uint64_t last_inference_ms = 0;  // since the epoch; 0: none yet
+  uint64_t inference_count = 0;        // rows computed
+  uint64_t execution_count = 0;        // batches run
+  uint64_t last_inference_ms = 0;      // since the epoch; 0: none yet
   std::map<int, BatchTotals> batches;  // by batch size
 };
 

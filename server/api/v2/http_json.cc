@@ -104,9 +104,9 @@ void AppendLE(std::string* out, T value) {
   static_assert(std::is_trivially_copyable_v<T>);
   using U = std::conditional_t<
       sizeof(T) == 1, uint8_t,
-      std::conditional_t<sizeof(T) == 2, uint16_t,
-                         std::conditional_t<sizeof(T) == 4, uint32_t,
-                                            uint64_t>>>;
+      std::conditional_t<
+          sizeof(T) == 2, uint16_t,
+          std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
   U bits;
   std::memcpy(&bits, &value, sizeof(T));
   for (size_t i = 0; i < sizeof(T); ++i) {
@@ -144,7 +144,8 @@ void AppendBytesElement(std::string* out, const std::string& element) {
 
 // Splits BYTES raw data (4-byte little-endian length, then the bytes) into
 // its elements; "" on success, else what is wrong.
-std::string SplitRawBytes(absl::string_view raw, std::vector<std::string>* out) {
+std::string SplitRawBytes(absl::string_view raw,
+                          std::vector<std::string>* out) {
   size_t pos = 0;
   while (pos < raw.size()) {
     if (raw.size() - pos < 4) {
@@ -442,7 +443,8 @@ std::string RawToJson(absl::string_view raw, const DTypeInfo& dtype,
   return "";
 }
 
-// ---- Request parsing ----------------------------------------------------------
+// ---- Request parsing
+// ----------------------------------------------------------
 
 const char* JsonTypeName(const Json& v) {
   if (v.is_null()) return "null";
@@ -453,48 +455,98 @@ const char* JsonTypeName(const Json& v) {
   return "an object";
 }
 
-// Collects the scalar leaves of (possibly nested) `data`, row-major.
-absl::Status CollectLeaves(const Json& data, int depth, const std::string& path,
-                           std::vector<const Json*>* leaves) {
-  if (!data.is_array()) {
-    leaves->push_back(&data);
+// `data`'s elements, row-major: a lone scalar, a flat array (no element is
+// an array) of any length, or arrays nested exactly as `shape`.
+class DataLeaves {
+ public:
+  // `path` and `tag` (" (NAME)") are for error messages.
+  static absl::StatusOr<DataLeaves> Collect(const Json& data,
+                                            const std::vector<int64_t>& shape,
+                                            const std::string& path,
+                                            const std::string& tag) {
+    DataLeaves leaves(shape);
+    if (!data.is_array()) {
+      leaves.leaves_.push_back(&data);
+      leaves.scalar_ = true;
+      return leaves;
+    }
+    leaves.nested_ = !data.empty() && data[0].is_array();
+    if (!leaves.nested_) {
+      leaves.leaves_.reserve(data.size());
+      for (const Json& element : data) leaves.leaves_.push_back(&element);
+      return leaves;
+    }
+    std::vector<size_t> index;
+    absl::Status status = leaves.CollectNested(data, index, path, tag);
+    if (!status.ok()) return status;
+    return leaves;
+  }
+
+  const std::vector<const Json*>& leaves() const { return leaves_; }
+
+  // The path of the i-th element, e.g. "inputs[0].data[1][2]".
+  std::string PathOf(size_t i, const std::string& path) const {
+    if (scalar_) return path;
+    if (!nested_) return absl::StrCat(path, "[", i, "]");
+    std::string suffix;
+    for (size_t level = shape_.size(); level-- > 0;) {
+      const uint64_t dim = static_cast<uint64_t>(shape_[level]);
+      suffix = absl::StrCat("[", dim == 0 ? 0 : i % dim, "]", suffix);
+      if (dim != 0) i /= dim;
+    }
+    return path + suffix;
+  }
+
+ private:
+  explicit DataLeaves(const std::vector<int64_t>& shape) : shape_(shape) {}
+
+  static std::string IndexPath(const std::string& path,
+                               const std::vector<size_t>& index) {
+    std::string out = path;
+    for (size_t i : index) absl::StrAppend(&out, "[", i, "]");
+    return out;
+  }
+
+  absl::Status CollectNested(const Json& v, std::vector<size_t>& index,
+                             const std::string& path, const std::string& tag) {
+    const size_t level = index.size();
+    if (level == shape_.size()) {  // an element; its type is checked later
+      leaves_.push_back(&v);
+      return absl::OkStatus();
+    }
+    if (level >= static_cast<size_t>(kMaxDataDepth)) {
+      return Invalid(
+          IndexPath(path, index) + tag,
+          absl::StrCat("arrays nested deeper than ", kMaxDataDepth, " levels"));
+    }
+    const uint64_t dim = static_cast<uint64_t>(shape_[level]);
+    if (!v.is_array()) {
+      return Invalid(
+          IndexPath(path, index) + tag,
+          absl::StrCat("expected an array of ", dim, " elements (dimension ",
+                       level, " of shape ", ShapeString(shape_), "), got ",
+                       JsonTypeName(v)));
+    }
+    if (v.size() != dim) {
+      return Invalid(
+          IndexPath(path, index) + tag,
+          absl::StrCat(v.size(), " elements, but dimension ", level,
+                       " of shape ", ShapeString(shape_), " is ", dim));
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+      index.push_back(i);
+      absl::Status status = CollectNested(v[i], index, path, tag);
+      index.pop_back();
+      if (!status.ok()) return status;
+    }
     return absl::OkStatus();
   }
-  if (depth >= kMaxDataDepth) {
-    return Invalid(path, absl::StrCat("arrays nested deeper than ",
-                                      kMaxDataDepth, " levels"));
-  }
-  for (const Json& element : data) {
-    absl::Status status = CollectLeaves(element, depth + 1, path, leaves);
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
 
-// The path of the `index`-th leaf of `data`, e.g. "inputs[0].data[1][2]"
-// (computed only for an error message).
-bool LeafPath(const Json& data, size_t* index, std::string* path) {
-  if (!data.is_array()) {
-    if (*index == 0) return true;
-    --*index;
-    return false;
-  }
-  for (size_t i = 0; i < data.size(); ++i) {
-    if (LeafPath(data[i], index, path)) {
-      *path = absl::StrCat("[", i, "]", *path);
-      return true;
-    }
-  }
-  return false;
-}
-
-std::string LeafPathOf(const Json& data, size_t index,
-                       const std::string& data_path) {
-  std::string suffix;
-  if (!data.is_array()) return data_path;
-  LeafPath(data, &index, &suffix);
-  return data_path + suffix;
-}
+  std::vector<int64_t> shape_;
+  std::vector<const Json*> leaves_;
+  bool scalar_ = false;
+  bool nested_ = false;
+};
 
 // Reads an integer within [lo, hi]; "" on success, else what is wrong.
 std::string ReadSigned(const Json& v, int64_t lo, int64_t hi,
@@ -527,11 +579,9 @@ std::string ReadUnsigned(const Json& v, uint64_t hi, const char* dtype_name,
     return "";
   }
   if (v.is_number_integer()) {  // negative
-    return absl::StrCat(v.get<int64_t>(), " is out of range for ",
-                        dtype_name);
+    return absl::StrCat(v.get<int64_t>(), " is out of range for ", dtype_name);
   }
-  return absl::StrCat("expected a non-negative integer, got ",
-                      JsonTypeName(v));
+  return absl::StrCat("expected a non-negative integer, got ", JsonTypeName(v));
 }
 
 // Half-way between FLT_MAX and 2^128: doubles from here on round to an
@@ -639,27 +689,28 @@ absl::Status JsonToParameter(const Json& v, const std::string& path,
   } else if (v.is_string()) {
     p->set_string_param(v.get<std::string>());
   } else {
-    return Invalid(path, absl::StrCat("expected a boolean, number or string, got ",
-                                      JsonTypeName(v)));
+    return Invalid(path,
+                   absl::StrCat("expected a boolean, number or string, got ",
+                                JsonTypeName(v)));
   }
   return absl::OkStatus();
 }
 
 // Parses `holder`'s optional "parameters" object into `out`; `path` names
-// `holder` ("" for the request itself).
+// `holder` ("" for the request itself), `tag` its tensor (" (NAME)").
 absl::Status ParseParameters(const Json& holder, const std::string& path,
-                             ParameterMap* out) {
+                             const std::string& tag, ParameterMap* out) {
   const auto it = holder.find("parameters");
   if (it == holder.end()) return absl::OkStatus();
   const std::string params_path =
       path.empty() ? "parameters" : absl::StrCat(path, ".parameters");
   if (!it->is_object()) {
-    return Invalid(params_path,
+    return Invalid(params_path + tag,
                    absl::StrCat("expected an object, got ", JsonTypeName(*it)));
   }
   for (const auto& [key, value] : it->items()) {
     absl::Status status = JsonToParameter(
-        value, absl::StrCat(params_path, ".", key), &(*out)[key]);
+        value, absl::StrCat(params_path, ".", key, tag), &(*out)[key]);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
@@ -668,22 +719,23 @@ absl::Status ParseParameters(const Json& holder, const std::string& path,
 // A boolean parameter that must be a boolean when present.
 absl::StatusOr<std::optional<bool>> BoolParameter(const ParameterMap& params,
                                                   const std::string& path,
+                                                  const std::string& tag,
                                                   const std::string& name) {
   const auto it = params.find(name);
   if (it == params.end()) return std::nullopt;
   if (it->second.parameter_choice_case() != InferParameter::kBoolParam) {
-    return Invalid(absl::StrCat(path, path.empty() ? "" : ".", "parameters.",
-                                name),
-                   "expected a boolean");
+    return Invalid(
+        absl::StrCat(path, path.empty() ? "" : ".", "parameters.", name, tag),
+        "expected a boolean");
   }
   return it->second.bool_param();
 }
 
 absl::Status RefuseParameter(const ParameterMap& params,
-                             const std::string& path, const std::string& name,
-                             absl::string_view why) {
+                             const std::string& path, const std::string& tag,
+                             const std::string& name, absl::string_view why) {
   if (params.find(name) == params.end()) return absl::OkStatus();
-  return Invalid(absl::StrCat(path, ".parameters.", name), why);
+  return Invalid(absl::StrCat(path, ".parameters.", name, tag), why);
 }
 
 absl::StatusOr<std::optional<size_t>> ParseHeaderLength(
@@ -695,9 +747,9 @@ absl::StatusOr<std::optional<size_t>> ParseHeaderLength(
       std::from_chars(value.data(), value.data() + value.size(), n);
   if (value.empty() || r.ec != std::errc() ||
       r.ptr != value.data() + value.size()) {
-    return Invalid(kInferHeaderContentLength,
-                   absl::StrCat("expected a non-negative integer, got '",
-                                value, "'"));
+    return Invalid(
+        kInferHeaderContentLength,
+        absl::StrCat("expected a non-negative integer, got '", value, "'"));
   }
   if (n == 0) {
     return Invalid(kInferHeaderContentLength,
@@ -705,9 +757,9 @@ absl::StatusOr<std::optional<size_t>> ParseHeaderLength(
                    "supported");
   }
   if (n > body_size) {
-    return Invalid(kInferHeaderContentLength,
-                   absl::StrCat(n, " exceeds the body's ", body_size,
-                                " bytes"));
+    return Invalid(
+        kInferHeaderContentLength,
+        absl::StrCat(n, " exceeds the body's ", body_size, " bytes"));
   }
   return static_cast<size_t>(n);
 }
@@ -724,36 +776,41 @@ absl::Status ParseInput(const Json& input, const std::string& path,
                         inference::ModelInferRequest::InferInputTensor* tensor,
                         PendingInput* pending) {
   if (!input.is_object()) {
-    return Invalid(path,
-                   absl::StrCat("expected an object, got ", JsonTypeName(input)));
+    return Invalid(
+        path, absl::StrCat("expected an object, got ", JsonTypeName(input)));
   }
   // name
   const auto name = input.find("name");
   if (name == input.end()) return Invalid(path + ".name", "missing");
   if (!name->is_string()) {
-    return Invalid(path + ".name",
-                   absl::StrCat("expected a string, got ", JsonTypeName(*name)));
+    return Invalid(path + ".name", absl::StrCat("expected a string, got ",
+                                                JsonTypeName(*name)));
   }
   tensor->set_name(name->get<std::string>());
+  // From here on, errors name the tensor too.
+  const std::string tag = absl::StrCat(" (", tensor->name(), ")");
   // datatype
   const auto datatype = input.find("datatype");
-  if (datatype == input.end()) return Invalid(path + ".datatype", "missing");
+  if (datatype == input.end()) {
+    return Invalid(path + ".datatype" + tag, "missing");
+  }
   if (!datatype->is_string()) {
-    return Invalid(path + ".datatype", absl::StrCat("expected a string, got ",
-                                                    JsonTypeName(*datatype)));
+    return Invalid(
+        path + ".datatype" + tag,
+        absl::StrCat("expected a string, got ", JsonTypeName(*datatype)));
   }
   const std::string& dtype_name = datatype->get_ref<const std::string&>();
   pending->dtype = FindDType(dtype_name);
   if (pending->dtype == nullptr) {
-    return Invalid(path + ".datatype",
+    return Invalid(path + ".datatype" + tag,
                    absl::StrCat("unknown datatype '", dtype_name, "'"));
   }
   tensor->set_datatype(dtype_name);
   // shape
   const auto shape = input.find("shape");
-  if (shape == input.end()) return Invalid(path + ".shape", "missing");
+  if (shape == input.end()) return Invalid(path + ".shape" + tag, "missing");
   if (!shape->is_array()) {
-    return Invalid(path + ".shape",
+    return Invalid(path + ".shape" + tag,
                    absl::StrCat("expected an array of integers, got ",
                                 JsonTypeName(*shape)));
   }
@@ -763,7 +820,7 @@ absl::Status ParseInput(const Json& input, const std::string& path,
         (!d.is_number_unsigned() && d.get<int64_t>() < 0) ||
         (d.is_number_unsigned() &&
          d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
-      return Invalid(absl::StrCat(path, ".shape[", i, "]"),
+      return Invalid(absl::StrCat(path, ".shape[", i, "]", tag),
                      absl::StrCat("expected a non-negative integer, got ",
                                   d.is_number() ? d.dump() : JsonTypeName(d)));
     }
@@ -772,17 +829,18 @@ absl::Status ParseInput(const Json& input, const std::string& path,
   }
   const std::optional<uint64_t> count = ElementCount(pending->shape);
   if (!count.has_value()) {
-    return Invalid(path + ".shape",
-                   absl::StrCat(ShapeString(pending->shape),
-                                " has too many elements"));
+    return Invalid(
+        path + ".shape" + tag,
+        absl::StrCat(ShapeString(pending->shape), " has too many elements"));
   }
   pending->count = *count;
   // parameters
   absl::Status status =
-      ParseParameters(input, path, tensor->mutable_parameters());
+      ParseParameters(input, path, tag, tensor->mutable_parameters());
   if (!status.ok()) return status;
-  status = RefuseParameter(tensor->parameters(), path, "shared_memory_region",
-                           "shared memory is not supported");
+  status =
+      RefuseParameter(tensor->parameters(), path, tag, "shared_memory_region",
+                      "shared memory is not supported");
   if (!status.ok()) return status;
   const auto binary = tensor->parameters().find("binary_data_size");
   if (binary != tensor->parameters().end()) {
@@ -793,7 +851,7 @@ absl::Status ParseInput(const Json& input, const std::string& path,
     } else if (p.parameter_choice_case() == InferParameter::kUint64Param) {
       pending->binary_size = p.uint64_param();
     } else {
-      return Invalid(path + ".parameters.binary_data_size",
+      return Invalid(path + ".parameters.binary_data_size" + tag,
                      "expected a non-negative integer");
     }
   }
@@ -801,27 +859,28 @@ absl::Status ParseInput(const Json& input, const std::string& path,
   const auto data = input.find("data");
   if (pending->binary_size.has_value()) {
     if (data != input.end()) {
-      return Invalid(path + ".data",
+      return Invalid(path + ".data" + tag,
                      "not allowed with parameters.binary_data_size");
     }
     return absl::OkStatus();
   }
-  if (data == input.end()) return Invalid(path + ".data", "missing");
+  if (data == input.end()) return Invalid(path + ".data" + tag, "missing");
   const std::string data_path = path + ".data";
-  std::vector<const Json*> leaves;
-  status = CollectLeaves(*data, 0, data_path, &leaves);
-  if (!status.ok()) return status;
-  if (leaves.size() != pending->count) {
-    return Invalid(data_path,
-                   absl::StrCat(leaves.size(), " elements, but shape ",
-                                ShapeString(pending->shape), " has ",
-                                pending->count));
+  absl::StatusOr<DataLeaves> leaves =
+      DataLeaves::Collect(*data, pending->shape, data_path, tag);
+  if (!leaves.ok()) return leaves.status();
+  if (leaves->leaves().size() != pending->count) {
+    return Invalid(
+        data_path + tag,
+        absl::StrCat(leaves->leaves().size(), " elements, but shape ",
+                     ShapeString(pending->shape), " has ", pending->count));
   }
   InferTensorContents* contents = tensor->mutable_contents();
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    const std::string error = AppendLeaf(*leaves[i], *pending->dtype, contents);
+  for (size_t i = 0; i < leaves->leaves().size(); ++i) {
+    const std::string error =
+        AppendLeaf(*leaves->leaves()[i], *pending->dtype, contents);
     if (!error.empty()) {
-      return Invalid(LeafPathOf(*data, i, data_path), error);
+      return Invalid(leaves->PathOf(i, data_path) + tag, error);
     }
   }
   return absl::OkStatus();
@@ -832,27 +891,29 @@ absl::Status ParseOutput(
     inference::ModelInferRequest::InferRequestedOutputTensor* tensor,
     OutputEncoding* encoding) {
   if (!output.is_object()) {
-    return Invalid(path, absl::StrCat("expected an object, got ",
-                                      JsonTypeName(output)));
+    return Invalid(
+        path, absl::StrCat("expected an object, got ", JsonTypeName(output)));
   }
   const auto name = output.find("name");
   if (name == output.end()) return Invalid(path + ".name", "missing");
   if (!name->is_string()) {
-    return Invalid(path + ".name",
-                   absl::StrCat("expected a string, got ", JsonTypeName(*name)));
+    return Invalid(path + ".name", absl::StrCat("expected a string, got ",
+                                                JsonTypeName(*name)));
   }
   tensor->set_name(name->get<std::string>());
+  const std::string tag = absl::StrCat(" (", tensor->name(), ")");
   absl::Status status =
-      ParseParameters(output, path, tensor->mutable_parameters());
+      ParseParameters(output, path, tag, tensor->mutable_parameters());
   if (!status.ok()) return status;
-  status = RefuseParameter(tensor->parameters(), path, "shared_memory_region",
-                           "shared memory is not supported");
+  status =
+      RefuseParameter(tensor->parameters(), path, tag, "shared_memory_region",
+                      "shared memory is not supported");
   if (!status.ok()) return status;
-  status = RefuseParameter(tensor->parameters(), path, "classification",
+  status = RefuseParameter(tensor->parameters(), path, tag, "classification",
                            "the classification extension is not supported");
   if (!status.ok()) return status;
   absl::StatusOr<std::optional<bool>> binary =
-      BoolParameter(tensor->parameters(), path, "binary_data");
+      BoolParameter(tensor->parameters(), path, tag, "binary_data");
   if (!binary.ok()) return binary.status();
   if (binary->has_value()) {
     encoding->binary_by_output[tensor->name()] = **binary;
@@ -1055,16 +1116,16 @@ absl::StatusOr<ParsedInferRequest> ParseInferRequest(
 
   if (const auto id = root.find("id"); id != root.end()) {
     if (!id->is_string()) {
-      return Invalid("id",
-                     absl::StrCat("expected a string, got ", JsonTypeName(*id)));
+      return Invalid(
+          "id", absl::StrCat("expected a string, got ", JsonTypeName(*id)));
     }
     request.set_id(id->get<std::string>());
   }
   absl::Status status =
-      ParseParameters(root, "", request.mutable_parameters());
+      ParseParameters(root, "", "", request.mutable_parameters());
   if (!status.ok()) return status;
   absl::StatusOr<std::optional<bool>> binary_output =
-      BoolParameter(request.parameters(), "", "binary_data_output");
+      BoolParameter(request.parameters(), "", "", "binary_data_output");
   if (!binary_output.ok()) return binary_output.status();
   parsed.encoding.binary_default = binary_output->value_or(false);
 
@@ -1102,9 +1163,11 @@ absl::StatusOr<ParsedInferRequest> ParseInferRequest(
     if (!pending[i].binary_size.has_value()) continue;
     const uint64_t size = *pending[i].binary_size;
     const std::string path = absl::StrCat("inputs[", i, "]");
+    const std::string tag =
+        absl::StrCat(" (", request.inputs(static_cast<int>(i)).name(), ")");
     if (size > tail.size() - offset) {
       return Invalid(
-          path + ".parameters.binary_data_size",
+          path + ".parameters.binary_data_size" + tag,
           absl::StrCat(size, " bytes, but only ", tail.size() - offset,
                        " bytes of binary data are left in the body",
                        header_length->has_value()
@@ -1116,7 +1179,7 @@ absl::StatusOr<ParsedInferRequest> ParseInferRequest(
     offset += size;
     const std::string error = CheckRaw(binary_data[i], *pending[i].dtype,
                                        pending[i].count, pending[i].shape);
-    if (!error.empty()) return Invalid(path, error);
+    if (!error.empty()) return Invalid(path + tag, error);
   }
   if (offset != tail.size()) {
     return Invalid(kInferHeaderContentLength,
@@ -1135,12 +1198,10 @@ absl::StatusOr<ParsedInferRequest> ParseInferRequest(
         raw->assign(binary_data[i].data(), binary_data[i].size());
         continue;
       }
-      const std::string error = TypedToRaw(tensor->contents(),
-                                           *pending[i].dtype, pending[i].count,
-                                           raw);
+      const std::string error = TypedToRaw(
+          tensor->contents(), *pending[i].dtype, pending[i].count, raw);
       if (!error.empty()) {
-        return absl::InternalError(
-            absl::StrCat("inputs[", i, "]: ", error));
+        return absl::InternalError(absl::StrCat("inputs[", i, "]: ", error));
       }
       tensor->clear_contents();
     }
@@ -1152,8 +1213,7 @@ absl::StatusOr<EncodedInferResponse> EncodeInferResponse(
     const inference::ModelInferResponse& response,
     const OutputEncoding& encoding) {
   const bool raw = response.raw_output_contents_size() > 0;
-  if (raw &&
-      response.raw_output_contents_size() != response.outputs_size()) {
+  if (raw && response.raw_output_contents_size() != response.outputs_size()) {
     return absl::InternalError(absl::StrCat(
         "the response has ", response.raw_output_contents_size(),
         " raw_output_contents for ", response.outputs_size(), " outputs"));
@@ -1170,12 +1230,12 @@ absl::StatusOr<EncodedInferResponse> EncodeInferResponse(
   bool has_binary = false;
   for (int i = 0; i < response.outputs_size(); ++i) {
     const auto& output = response.outputs(i);
-    const std::string path = absl::StrCat("outputs[", i, "] (", output.name(),
-                                          ")");
+    const std::string path =
+        absl::StrCat("outputs[", i, "] (", output.name(), ")");
     const DTypeInfo* dtype = FindDType(output.datatype());
     if (dtype == nullptr) {
-      return absl::InternalError(absl::StrCat(path, ": unknown datatype '",
-                                              output.datatype(), "'"));
+      return absl::InternalError(
+          absl::StrCat(path, ": unknown datatype '", output.datatype(), "'"));
     }
     const std::vector<int64_t> shape(output.shape().begin(),
                                      output.shape().end());
@@ -1241,8 +1301,7 @@ std::string ModelConfigToJson(const inference::ModelConfigResponse& c) {
   return Dump(MessageToJson(c.config(), false));
 }
 
-std::string ModelStatisticsToJson(
-    const inference::ModelStatisticsResponse& s) {
+std::string ModelStatisticsToJson(const inference::ModelStatisticsResponse& s) {
   return Dump(MessageToJson(s, true));
 }
 

@@ -8,12 +8,13 @@
 //    "inputs": [{"name", "shape": [int...], "datatype", "parameters",
 //                "data": [...]}],
 //    "outputs": [{"name", "parameters": {...}}]}
-//   `data` is flat or nested (row-major); its element count must be the
-//   product of `shape`. Elements: BOOL true/false; INT*/UINT* integers in
-//   the type's range; FP32/FP64 numbers (FP32 within its range); BYTES
-//   strings. FP16/BF16 only as binary data. Binary tensor data: with the
-//   HTTP header Inference-Header-Content-Length: N, the first N body bytes
-//   are the JSON and each input with parameters {"binary_data_size": K}
+//   `data` is row-major: a flat array of product(shape) elements, arrays
+//   nested exactly as `shape` (each level as long as its dimension), or a
+//   lone scalar for one element. Elements: BOOL true/false; INT*/UINT*
+//   integers in the type's range; FP32/FP64 numbers (FP32 within its
+//   range); BYTES strings. FP16/BF16 only as binary data. Binary tensor data:
+//   with the HTTP header Inference-Header-Content-Length: N, the first N body
+//   bytes are the JSON and each input with parameters {"binary_data_size": K}
 //   takes the next K bytes of the rest, in input order (little-endian,
 //   BYTES elements as a 4-byte little-endian length and the bytes); those
 //   inputs carry no `data`, and the rest of the body must be used up
@@ -29,8 +30,9 @@
 //   and "binary_data" (output) must be booleans and "binary_data_size" a
 //   non-negative integer; "shared_memory_region" and "classification"
 //   (Triton extensions fusionserve lacks) are refused rather than ignored.
-//   Errors are INVALID_ARGUMENT naming the field, e.g.
-//   "inputs[1].data[3]: expected a number".
+//   Errors are INVALID_ARGUMENT naming the field and, once known, the
+//   tensor, e.g. "inputs[1].data[3] (FEATURES): expected a number, got a
+//   string".
 //
 // Infer responses (EncodeInferResponse):
 //   {"id" (only when non-empty), "model_name", "model_version",
@@ -112,9 +114,9 @@ absl::StatusOr<ParsedInferRequest> ParseInferRequest(
     const std::string& model_name, const std::string& model_version);
 
 struct EncodedInferResponse {
-  std::string body;        // the JSON, then any binary output data
-  size_t json_size = 0;    // the JSON's length (the whole body if no binary)
-  bool has_binary = false; // some output is binary: send the header
+  std::string body;         // the JSON, then any binary output data
+  size_t json_size = 0;     // the JSON's length (the whole body if no binary)
+  bool has_binary = false;  // some output is binary: send the header
 };
 
 // INTERNAL when the response's tensor data does not match its outputs'
@@ -127,8 +129,7 @@ std::string ServerMetadataToJson(const inference::ServerMetadataResponse& m);
 std::string ModelMetadataToJson(const inference::ModelMetadataResponse& m);
 // The config itself, as Triton's HTTP API answers.
 std::string ModelConfigToJson(const inference::ModelConfigResponse& c);
-std::string ModelStatisticsToJson(
-    const inference::ModelStatisticsResponse& s);
+std::string ModelStatisticsToJson(const inference::ModelStatisticsResponse& s);
 // {"name": name, "ready": ready}.
 std::string ModelReadyToJson(const std::string& name, bool ready);
 // {"error": message}.

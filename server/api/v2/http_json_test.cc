@@ -26,7 +26,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// ---- Helpers -------------------------------------------------------------------
+// ---- Helpers
+// -------------------------------------------------------------------
 
 template <typename T>
 std::string LE(std::initializer_list<T> values) {
@@ -79,8 +80,8 @@ std::string ParseError(const std::string& body,
 // A body whose one input (datatype, shape) carries `data` (JSON text).
 std::string OneInput(const std::string& datatype, const std::string& shape,
                      const std::string& data) {
-  return R"({"inputs":[{"name":"X","datatype":")" + datatype +
-         R"(","shape":)" + shape + R"(,"data":)" + data + "}]}";
+  return R"({"inputs":[{"name":"X","datatype":")" + datatype + R"(","shape":)" +
+         shape + R"(,"data":)" + data + "}]}";
 }
 
 std::string DataError(const std::string& datatype, const std::string& shape,
@@ -165,10 +166,9 @@ TEST(ParseInferRequestTest, EveryDatatypeGoesToItsTypedField) {
               ElementsAre(-32768, 32767));
   EXPECT_THAT(contents("INT32", "[-2147483648,2147483647]").int_contents(),
               ElementsAre(INT32_MIN, INT32_MAX));
-  EXPECT_THAT(
-      contents("INT64", "[-9223372036854775808,9223372036854775807]")
-          .int64_contents(),
-      ElementsAre(INT64_MIN, INT64_MAX));
+  EXPECT_THAT(contents("INT64", "[-9223372036854775808,9223372036854775807]")
+                  .int64_contents(),
+              ElementsAre(INT64_MIN, INT64_MAX));
   EXPECT_THAT(contents("UINT8", "[0,255]").uint_contents(),
               ElementsAre(0u, 255u));
   EXPECT_THAT(contents("UINT16", "[0,65535]").uint_contents(),
@@ -201,8 +201,7 @@ TEST(ParseInferRequestTest, ParameterTypes) {
   EXPECT_EQ(p.at("b").parameter_choice_case(), InferParameter::kBoolParam);
   EXPECT_FALSE(p.at("b").bool_param());
   EXPECT_EQ(p.at("i").int64_param(), -7);
-  EXPECT_EQ(p.at("big").parameter_choice_case(),
-            InferParameter::kUint64Param);
+  EXPECT_EQ(p.at("big").parameter_choice_case(), InferParameter::kUint64Param);
   EXPECT_EQ(p.at("big").uint64_param(), UINT64_MAX);
   EXPECT_EQ(p.at("max").parameter_choice_case(), InferParameter::kInt64Param);
   EXPECT_EQ(p.at("max").int64_param(), INT64_MAX);
@@ -299,24 +298,25 @@ TEST(ParseInferRequestTest, BinaryErrors) {
      "parameters": {"binary_data_size": 8}}]})";
   const std::string n = std::to_string(json.size());
   // Too few bytes after the JSON.
-  EXPECT_THAT(ParseError(json + LE<int32_t>({1}), n),
-              StartsWith("inputs[0].parameters.binary_data_size: 8 bytes, but "
-                         "only 4 bytes"));
+  EXPECT_THAT(
+      ParseError(json + LE<int32_t>({1}), n),
+      StartsWith("inputs[0].parameters.binary_data_size (A): 8 bytes, but "
+                 "only 4 bytes"));
   // Bytes left over.
   EXPECT_THAT(ParseError(json + LE<int32_t>({1, 2, 3}), n),
               StartsWith("Inference-Header-Content-Length: the body has 4 "
                          "bytes after"));
   // No header: the whole body is JSON, so no binary data.
   EXPECT_THAT(ParseError(json),
-              AllOf(StartsWith("inputs[0].parameters.binary_data_size: 8 "
+              AllOf(StartsWith("inputs[0].parameters.binary_data_size (A): 8 "
                                "bytes, but only 0"),
                     HasSubstr("no Inference-Header-Content-Length header")));
   // Header larger than the body.
   const std::string body = json + LE<int32_t>({1, 2});
-  EXPECT_EQ(ParseError(body, std::to_string(body.size() + 1)),
-            "Inference-Header-Content-Length: " +
-                std::to_string(body.size() + 1) + " exceeds the body's " +
-                std::to_string(body.size()) + " bytes");
+  EXPECT_EQ(
+      ParseError(body, std::to_string(body.size() + 1)),
+      "Inference-Header-Content-Length: " + std::to_string(body.size() + 1) +
+          " exceeds the body's " + std::to_string(body.size()) + " bytes");
   // Header not a number.
   EXPECT_THAT(ParseError(body, "12x"),
               StartsWith("Inference-Header-Content-Length: expected a "
@@ -338,7 +338,7 @@ TEST(ParseInferRequestTest, BinarySizeMustMatchTheShape) {
     {"name": "A", "datatype": "FP32", "shape": [2],
      "parameters": {"binary_data_size": 4}}]})";
   EXPECT_THAT(ParseError(json + LE<float>({1}), std::to_string(json.size())),
-              StartsWith("inputs[0]: binary data of 4 bytes does not match "
+              StartsWith("inputs[0] (A): binary data of 4 bytes does not match "
                          "shape [2] of FP32"));
 }
 
@@ -352,34 +352,37 @@ TEST(ParseInferRequestTest, BinaryBytesMustBeWellFormed) {
   };
   auto [count_body, count_n] = body("[3]", BytesLE({"a", "b"}));
   EXPECT_THAT(ParseError(count_body, count_n),
-              StartsWith("inputs[0]: binary data holds 2 BYTES elements, "
+              StartsWith("inputs[0] (T): binary data holds 2 BYTES elements, "
                          "shape [3] has 3"));
   auto [long_body, long_n] = body("[1]", LE<uint32_t>({5}) + "abc");
-  EXPECT_THAT(ParseError(long_body, long_n),
-              StartsWith("inputs[0]: BYTES element 0 of 5 bytes runs past"));
+  EXPECT_THAT(
+      ParseError(long_body, long_n),
+      StartsWith("inputs[0] (T): BYTES element 0 of 5 bytes runs past"));
   auto [short_body, short_n] = body("[2]", BytesLE({"a"}) + "\x01\x00");
   EXPECT_THAT(ParseError(short_body, short_n),
-              StartsWith("inputs[0]: BYTES element 1 has a truncated"));
+              StartsWith("inputs[0] (T): BYTES element 1 has a truncated"));
 }
 
 TEST(ParseInferRequestTest, BinaryParameterErrors) {
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "INT32",
       "shape": [1], "data": [1], "parameters": {"binary_data_size": 4}}]})"),
-            "inputs[0].data: not allowed with parameters.binary_data_size");
-  EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "INT32",
+            "inputs[0].data (A): not allowed with parameters.binary_data_size");
+  EXPECT_EQ(
+      ParseError(R"({"inputs": [{"name": "A", "datatype": "INT32",
       "shape": [1], "parameters": {"binary_data_size": -4}}]})"),
-            "inputs[0].parameters.binary_data_size: expected a non-negative "
-            "integer");
-  EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "INT32",
+      "inputs[0].parameters.binary_data_size (A): expected a non-negative "
+      "integer");
+  EXPECT_EQ(
+      ParseError(R"({"inputs": [{"name": "A", "datatype": "INT32",
       "shape": [1], "parameters": {"binary_data_size": "4"}}]})"),
-            "inputs[0].parameters.binary_data_size: expected a non-negative "
-            "integer");
+      "inputs[0].parameters.binary_data_size (A): expected a non-negative "
+      "integer");
   EXPECT_EQ(ParseError(R"({"inputs": [],
       "parameters": {"binary_data_output": 1}})"),
             "parameters.binary_data_output: expected a boolean");
   EXPECT_EQ(ParseError(R"({"inputs": [], "outputs": [{"name": "A"},
       {"name": "B", "parameters": {"binary_data": "yes"}}]})"),
-            "outputs[1].parameters.binary_data: expected a boolean");
+            "outputs[1].parameters.binary_data (B): expected a boolean");
 }
 
 // ---- Requests: errors naming the field --------------------------------------
@@ -389,85 +392,87 @@ TEST(ParseInferRequestTest, DataElementErrorsNameTheElement) {
       {"name": "A", "datatype": "INT64", "shape": [1], "data": [1]},
       {"name": "B", "datatype": "FP32", "shape": [4],
        "data": [1, 2, 3, "4"]}]})"),
-            "inputs[1].data[3]: expected a number, got a string");
+            "inputs[1].data[3] (B): expected a number, got a string");
   EXPECT_EQ(DataError("INT64", "[2,2]", "[[1,2],[3,true]]"),
-            "inputs[0].data[1][1]: expected an integer, got a boolean");
+            "inputs[0].data[1][1] (X): expected an integer, got a boolean");
   EXPECT_EQ(DataError("INT32", "[2]", "[1, 2.5]"),
-            "inputs[0].data[1]: expected an integer, got a number");
+            "inputs[0].data[1] (X): expected an integer, got a number");
   EXPECT_EQ(DataError("BOOL", "[1]", "[1]"),
-            "inputs[0].data[0]: expected a boolean, got a number");
+            "inputs[0].data[0] (X): expected a boolean, got a number");
   EXPECT_EQ(DataError("BYTES", "[2]", R"(["a", 3])"),
-            "inputs[0].data[1]: expected a string, got a number");
+            "inputs[0].data[1] (X): expected a string, got a number");
   EXPECT_EQ(DataError("FP64", "[1]", "[null]"),
-            "inputs[0].data[0]: expected a number, got null");
+            "inputs[0].data[0] (X): expected a number, got null");
   EXPECT_EQ(DataError("FP32", "[1]", R"([{"a":1}])"),
-            "inputs[0].data[0]: expected a number, got an object");
+            "inputs[0].data[0] (X): expected a number, got an object");
   // A scalar instead of an array is one element.
   EXPECT_EQ(DataError("INT32", "[1]", R"("7")"),
-            "inputs[0].data: expected an integer, got a string");
+            "inputs[0].data (X): expected an integer, got a string");
 }
 
 TEST(ParseInferRequestTest, DataElementsOutOfRange) {
   EXPECT_EQ(DataError("INT8", "[2]", "[1, 128]"),
-            "inputs[0].data[1]: 128 is out of range for INT8");
+            "inputs[0].data[1] (X): 128 is out of range for INT8");
   EXPECT_EQ(DataError("INT8", "[1]", "[-129]"),
-            "inputs[0].data[0]: -129 is out of range for INT8");
+            "inputs[0].data[0] (X): -129 is out of range for INT8");
   EXPECT_EQ(DataError("INT16", "[1]", "[40000]"),
-            "inputs[0].data[0]: 40000 is out of range for INT16");
+            "inputs[0].data[0] (X): 40000 is out of range for INT16");
   EXPECT_EQ(DataError("INT32", "[1]", "[2147483648]"),
-            "inputs[0].data[0]: 2147483648 is out of range for INT32");
+            "inputs[0].data[0] (X): 2147483648 is out of range for INT32");
   EXPECT_EQ(DataError("INT64", "[1]", "[9223372036854775808]"),
-            "inputs[0].data[0]: 9223372036854775808 is out of range for "
+            "inputs[0].data[0] (X): 9223372036854775808 is out of range for "
             "INT64");
   EXPECT_EQ(DataError("UINT8", "[1]", "[256]"),
-            "inputs[0].data[0]: 256 is out of range for UINT8");
+            "inputs[0].data[0] (X): 256 is out of range for UINT8");
   EXPECT_EQ(DataError("UINT8", "[1]", "[-1]"),
-            "inputs[0].data[0]: -1 is out of range for UINT8");
+            "inputs[0].data[0] (X): -1 is out of range for UINT8");
   EXPECT_EQ(DataError("UINT32", "[1]", "[4294967296]"),
-            "inputs[0].data[0]: 4294967296 is out of range for UINT32");
+            "inputs[0].data[0] (X): 4294967296 is out of range for UINT32");
   EXPECT_EQ(DataError("UINT64", "[1]", "[1.5]"),
-            "inputs[0].data[0]: expected a non-negative integer, got a "
+            "inputs[0].data[0] (X): expected a non-negative integer, got a "
             "number");
-  EXPECT_EQ(DataError("FP32", "[2]", "[[0], [1e39]]"),
-            "inputs[0].data[1][0]: 1e+39 is out of range for FP32");
+  EXPECT_EQ(DataError("FP32", "[2,1]", "[[0], [1e39]]"),
+            "inputs[0].data[1][0] (X): 1e+39 is out of range for FP32");
   EXPECT_EQ(DataError("FP32", "[1]", "[-3.5e38]"),
-            "inputs[0].data[0]: -3.5e+38 is out of range for FP32");
+            "inputs[0].data[0] (X): -3.5e+38 is out of range for FP32");
 }
 
 TEST(ParseInferRequestTest, ElementCountMustMatchTheShape) {
   EXPECT_EQ(DataError("FP32", "[2,2]", "[1,2,3]"),
-            "inputs[0].data: 3 elements, but shape [2,2] has 4");
+            "inputs[0].data (X): 3 elements, but shape [2,2] has 4");
   EXPECT_EQ(DataError("FP32", "[2,2]", "[[1,2],[3,4],[5,6]]"),
-            "inputs[0].data: 6 elements, but shape [2,2] has 4");
+            "inputs[0].data (X): 3 elements, but dimension 0 of shape [2,2] "
+            "is 2");
   EXPECT_EQ(DataError("BYTES", "[0]", R"(["a"])"),
-            "inputs[0].data: 1 elements, but shape [0] has 0");
+            "inputs[0].data (X): 1 elements, but shape [0] has 0");
 }
 
 TEST(ParseInferRequestTest, FP16CannotBeJson) {
   EXPECT_EQ(DataError("FP16", "[1]", "[1.0]"),
-            "inputs[0].data[0]: FP16 data cannot be given as JSON; send it "
+            "inputs[0].data[0] (X): FP16 data cannot be given as JSON; send it "
             "as binary data");
   EXPECT_THAT(DataError("BF16", "[1]", "[1.0]"),
-              StartsWith("inputs[0].data[0]: BF16 data cannot be given"));
+              StartsWith("inputs[0].data[0] (X): BF16 data cannot be given"));
 }
 
 TEST(ParseInferRequestTest, ShapeErrors) {
   EXPECT_EQ(DataError("FP32", "2", "[1,2]"),
-            "inputs[0].shape: expected an array of integers, got a number");
+            "inputs[0].shape (X): expected an array of integers, got a number");
   EXPECT_EQ(DataError("FP32", "[2,-1]", "[1,2]"),
-            "inputs[0].shape[1]: expected a non-negative integer, got -1");
+            "inputs[0].shape[1] (X): expected a non-negative integer, got -1");
   EXPECT_EQ(DataError("FP32", R"([2,"1"])", "[1,2]"),
-            "inputs[0].shape[1]: expected a non-negative integer, got a "
+            "inputs[0].shape[1] (X): expected a non-negative integer, got a "
             "string");
   EXPECT_EQ(DataError("FP32", "[1.5]", "[1]"),
-            "inputs[0].shape[0]: expected a non-negative integer, got 1.5");
-  EXPECT_EQ(DataError("FP32", "[4611686018427387904,4]", "[1]"),
-            "inputs[0].shape: [4611686018427387904,4] has too many elements");
+            "inputs[0].shape[0] (X): expected a non-negative integer, got 1.5");
+  EXPECT_EQ(
+      DataError("FP32", "[4611686018427387904,4]", "[1]"),
+      "inputs[0].shape (X): [4611686018427387904,4] has too many elements");
 }
 
 TEST(ParseInferRequestTest, InputFieldErrors) {
   EXPECT_EQ(DataError("FLOAT", "[1]", "[1]"),
-            "inputs[0].datatype: unknown datatype 'FLOAT'");
+            "inputs[0].datatype (X): unknown datatype 'FLOAT'");
   EXPECT_EQ(ParseError(R"({"inputs": [{"datatype": "FP32", "shape": [1],
       "data": [1]}]})"),
             "inputs[0].name: missing");
@@ -476,26 +481,27 @@ TEST(ParseInferRequestTest, InputFieldErrors) {
             "inputs[0].name: expected a string, got a number");
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "shape": [1],
       "data": [1]}]})"),
-            "inputs[0].datatype: missing");
+            "inputs[0].datatype (A): missing");
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": 1,
       "shape": [1], "data": [1]}]})"),
-            "inputs[0].datatype: expected a string, got a number");
+            "inputs[0].datatype (A): expected a string, got a number");
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "FP32",
       "data": [1]}]})"),
-            "inputs[0].shape: missing");
+            "inputs[0].shape (A): missing");
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "FP32",
       "shape": [1]}]})"),
-            "inputs[0].data: missing");
+            "inputs[0].data (A): missing");
   EXPECT_EQ(ParseError(R"({"inputs": [7]})"),
             "inputs[0]: expected an object, got a number");
   EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "FP32",
       "shape": [1], "data": [1], "parameters": [1]}]})"),
-            "inputs[0].parameters: expected an object, got an array");
-  EXPECT_EQ(ParseError(R"({"inputs": [{"name": "A", "datatype": "FP32",
+            "inputs[0].parameters (A): expected an object, got an array");
+  EXPECT_EQ(
+      ParseError(R"({"inputs": [{"name": "A", "datatype": "FP32",
       "shape": [1], "data": [1],
       "parameters": {"shared_memory_region": "r"}}]})"),
-            "inputs[0].parameters.shared_memory_region: shared memory is not "
-            "supported");
+      "inputs[0].parameters.shared_memory_region (A): shared memory is not "
+      "supported");
 }
 
 TEST(ParseInferRequestTest, RequestFieldErrors) {
@@ -524,29 +530,76 @@ TEST(ParseInferRequestTest, RequestFieldErrors) {
             "outputs[0].name: missing");
   EXPECT_EQ(ParseError(R"({"inputs": [], "outputs": [{"name": "A",
       "parameters": {"classification": 3}}]})"),
-            "outputs[0].parameters.classification: the classification "
+            "outputs[0].parameters.classification (A): the classification "
             "extension is not supported");
-  EXPECT_EQ(ParseError(R"({"inputs": [], "outputs": [{"name": "A",
+  EXPECT_EQ(
+      ParseError(R"({"inputs": [], "outputs": [{"name": "A",
       "parameters": {"shared_memory_region": "r"}}]})"),
-            "outputs[0].parameters.shared_memory_region: shared memory is not "
-            "supported");
+      "outputs[0].parameters.shared_memory_region (A): shared memory is not "
+      "supported");
+}
+
+TEST(ParseInferRequestTest, NestedDataMustHaveTheShape) {
+  // The right element count, nested the wrong way.
+  EXPECT_EQ(DataError("FP32", "[3,2]", "[[1,2,3],[4,5,6]]"),
+            "inputs[0].data (X): 2 elements, but dimension 0 of shape [3,2] "
+            "is 3");
+  EXPECT_EQ(DataError("FP32", "[1,4]", "[[1,2],[3,4]]"),
+            "inputs[0].data (X): 2 elements, but dimension 0 of shape [1,4] "
+            "is 1");
+  EXPECT_EQ(DataError("FP32", "[2,3]", "[[1,2,3],[4]]"),
+            "inputs[0].data[1] (X): 1 elements, but dimension 1 of shape "
+            "[2,3] is 3");
+  EXPECT_EQ(DataError("FP32", "[2,2]", "[[1,2],3]"),
+            "inputs[0].data[1] (X): expected an array of 2 elements "
+            "(dimension 1 of shape [2,2]), got a number");
+  // Nested deeper than the shape.
+  EXPECT_EQ(DataError("FP32", "[1,1]", "[[[1]]]"),
+            "inputs[0].data[0][0] (X): expected a number, got an array");
+  EXPECT_EQ(DataError("FP32", "[2]", "[[1],[2]]"),
+            "inputs[0].data[0] (X): expected a number, got an array");
+  // Flat data holding an array.
+  EXPECT_EQ(DataError("FP32", "[2]", "[1,[2]]"),
+            "inputs[0].data[1] (X): expected a number, got an array");
+  // Nested element paths follow the shape.
+  EXPECT_EQ(DataError("INT32", "[2,2,2]", "[[[1,2],[3,4]],[[5,6],[7,true]]]"),
+            "inputs[0].data[1][1][1] (X): expected an integer, got a boolean");
+  // A lone scalar is one element.
+  EXPECT_THAT(ParseOk(OneInput("FP32", "[]", "2.5"))
+                  .request.inputs(0)
+                  .contents()
+                  .fp32_contents(),
+              ElementsAre(2.5f));
+  EXPECT_THAT(ParseOk(OneInput("FP32", "[1,1]", "[7]"))
+                  .request.inputs(0)
+                  .contents()
+                  .fp32_contents(),
+              ElementsAre(7.0f));
 }
 
 TEST(ParseInferRequestTest, DeepNestingIsRefused) {
-  std::string data = "1";
-  for (int i = 0; i < 40; ++i) data = "[" + data + "]";
-  EXPECT_EQ(DataError("FP32", "[1]", data),
-            "inputs[0].data: arrays nested deeper than 32 levels");
-  std::string ok = "1";
-  for (int i = 0; i < 32; ++i) ok = "[" + ok + "]";
-  EXPECT_EQ(ParseOk(OneInput("FP32", "[1]", ok))
+  const auto ones = [](int rank) {
+    std::string shape = "[1";
+    for (int i = 1; i < rank; ++i) shape += ",1";
+    return shape + "]";
+  };
+  const auto nest = [](int depth) {
+    std::string data = "1";
+    for (int i = 0; i < depth; ++i) data = "[" + data + "]";
+    return data;
+  };
+  EXPECT_THAT(DataError("FP32", ones(40), nest(40)),
+              AllOf(StartsWith("inputs[0].data[0][0]"),
+                    HasSubstr(" (X): arrays nested deeper than 32 levels")));
+  EXPECT_EQ(ParseOk(OneInput("FP32", ones(32), nest(32)))
                 .request.inputs(0)
                 .contents()
                 .fp32_contents_size(),
             1);
 }
 
-// ---- Responses ----------------------------------------------------------------
+// ---- Responses
+// ----------------------------------------------------------------
 
 constexpr char kTypedResponse[] = R"pb(
   model_name: "m"
@@ -618,13 +671,41 @@ TEST(EncodeInferResponseTest, RawContentsDecodeLittleEndian) {
   ModelInferResponse response = FromText<ModelInferResponse>(R"pb(
     model_name: "m"
     model_version: "1"
-    outputs { name: "F" datatype: "FP32" shape: [ 1, 2 ] }
-    outputs { name: "I" datatype: "INT64" shape: [ 2 ] }
-    outputs { name: "T" datatype: "BYTES" shape: [ 2 ] }
-    outputs { name: "B" datatype: "BOOL" shape: [ 2 ] }
-    outputs { name: "U" datatype: "UINT8" shape: [ 1 ] }
-    outputs { name: "H" datatype: "FP16" shape: [ 3 ] }
-    outputs { name: "G" datatype: "BF16" shape: [ 1 ] }
+    outputs {
+      name: "F"
+      datatype: "FP32"
+      shape: [ 1, 2 ]
+    }
+    outputs {
+      name: "I"
+      datatype: "INT64"
+      shape: [ 2 ]
+    }
+    outputs {
+      name: "T"
+      datatype: "BYTES"
+      shape: [ 2 ]
+    }
+    outputs {
+      name: "B"
+      datatype: "BOOL"
+      shape: [ 2 ]
+    }
+    outputs {
+      name: "U"
+      datatype: "UINT8"
+      shape: [ 1 ]
+    }
+    outputs {
+      name: "H"
+      datatype: "FP16"
+      shape: [ 3 ]
+    }
+    outputs {
+      name: "G"
+      datatype: "BF16"
+      shape: [ 1 ]
+    }
   )pb");
   response.add_raw_output_contents(LE<float>({0.5f, -1.0f}));
   response.add_raw_output_contents(LE<int64_t>({-3, 1LL << 40}));
@@ -662,12 +743,11 @@ TEST(EncodeInferResponseTest, BinaryOutputs) {
   ASSERT_TRUE(encoded.ok()) << encoded.status();
   EXPECT_TRUE(encoded->has_binary);
   const std::string json = encoded->body.substr(0, encoded->json_size);
-  EXPECT_EQ(json,
-            R"({"model_name":"m","model_version":"1","outputs":[)"
-            R"({"name":"PROBABILITIES","datatype":"FP32","shape":[2,2],)"
-            R"("parameters":{"binary_data_size":16}},)"
-            R"({"name":"TOKEN_COUNT","datatype":"INT32","shape":[2],)"
-            R"("data":[3,-4]}]})");
+  EXPECT_EQ(json, R"({"model_name":"m","model_version":"1","outputs":[)"
+                  R"({"name":"PROBABILITIES","datatype":"FP32","shape":[2,2],)"
+                  R"("parameters":{"binary_data_size":16}},)"
+                  R"({"name":"TOKEN_COUNT","datatype":"INT32","shape":[2],)"
+                  R"("data":[3,-4]}]})");
   EXPECT_EQ(encoded->body.substr(encoded->json_size),
             LE<float>({0.1f, 0.9f, 0.25f, 0.75f}));
 }
@@ -676,9 +756,21 @@ TEST(EncodeInferResponseTest, BinaryOutputsFromRawInOrder) {
   ModelInferResponse response = FromText<ModelInferResponse>(R"pb(
     model_name: "m"
     model_version: "1"
-    outputs { name: "A" datatype: "INT32" shape: [ 1 ] }
-    outputs { name: "T" datatype: "BYTES" shape: [ 1 ] }
-    outputs { name: "C" datatype: "FP32" shape: [ 2 ] }
+    outputs {
+      name: "A"
+      datatype: "INT32"
+      shape: [ 1 ]
+    }
+    outputs {
+      name: "T"
+      datatype: "BYTES"
+      shape: [ 1 ]
+    }
+    outputs {
+      name: "C"
+      datatype: "FP32"
+      shape: [ 2 ]
+    }
   )pb");
   response.add_raw_output_contents(LE<int32_t>({9}));
   response.add_raw_output_contents(BytesLE({"xy"}));
@@ -748,7 +840,11 @@ TEST(EncodeInferResponseTest, MismatchedDataIsInternal) {
                         "of INT32, shape has 4"));
 
   ModelInferResponse raw = FromText<ModelInferResponse>(R"pb(
-    outputs { name: "A" datatype: "FP32" shape: [ 2 ] }
+    outputs {
+      name: "A"
+      datatype: "FP32"
+      shape: [ 2 ]
+    }
   )pb");
   raw.add_raw_output_contents(LE<float>({1.0f}));
   encoded = EncodeInferResponse(raw, OutputEncoding{});
@@ -765,7 +861,11 @@ TEST(EncodeInferResponseTest, MismatchedDataIsInternal) {
               HasSubstr("2 raw_output_contents for 1 outputs"));
 
   auto unknown = FromText<ModelInferResponse>(R"pb(
-    outputs { name: "A" datatype: "COMPLEX" shape: [ 0 ] }
+    outputs {
+      name: "A"
+      datatype: "COMPLEX"
+      shape: [ 0 ]
+    }
   )pb");
   EXPECT_THAT(EncodeInferResponse(unknown, OutputEncoding{}).status().message(),
               HasSubstr("unknown datatype 'COMPLEX'"));
@@ -791,7 +891,8 @@ TEST(EncodeInferResponseTest, RoundTripThroughTheParser) {
   EXPECT_EQ(parsed.request.raw_input_contents(1), LE<int32_t>({3, -4}));
 }
 
-// ---- Metadata, config, statistics -----------------------------------------------
+// ---- Metadata, config, statistics
+// -----------------------------------------------
 
 TEST(MetadataJsonTest, ServerMetadata) {
   auto m = FromText<inference::ServerMetadataResponse>(R"pb(
@@ -811,8 +912,16 @@ TEST(MetadataJsonTest, ModelMetadata) {
     name: "m"
     versions: [ "1", "2" ]
     platform: "fusionserve"
-    inputs { name: "TEXT" datatype: "BYTES" shape: [ -1 ] }
-    outputs { name: "PROBABILITIES" datatype: "FP32" shape: [ -1, 3 ] }
+    inputs {
+      name: "TEXT"
+      datatype: "BYTES"
+      shape: [ -1 ]
+    }
+    outputs {
+      name: "PROBABILITIES"
+      datatype: "FP32"
+      shape: [ -1, 3 ]
+    }
   )pb");
   EXPECT_EQ(ModelMetadataToJson(m),
             R"({"name":"m","versions":["1","2"],"platform":"fusionserve",)"
@@ -827,8 +936,16 @@ TEST(MetadataJsonTest, ModelConfigIsTheConfigItself) {
       name: "m"
       platform: "fusionserve"
       max_batch_size: 32
-      input { name: "FEATURES" data_type: TYPE_FP32 dims: [ 5 ] }
-      output { name: "SCORE" data_type: TYPE_FP32 dims: [ 1 ] }
+      input {
+        name: "FEATURES"
+        data_type: TYPE_FP32
+        dims: [ 5 ]
+      }
+      output {
+        name: "SCORE"
+        data_type: TYPE_FP32
+        dims: [ 1 ]
+      }
       instance_group { count: 2 kind: KIND_CPU }
       dynamic_batching {
         max_queue_delay_microseconds: 9007199254740993
@@ -837,21 +954,20 @@ TEST(MetadataJsonTest, ModelConfigIsTheConfigItself) {
     }
   )pb");
   const std::string text = ModelConfigToJson(c);
-  EXPECT_EQ(
-      text,
-      R"({"name":"m","platform":"fusionserve","max_batch_size":32,)"
-      R"("input":[{"name":"FEATURES","data_type":"TYPE_FP32","dims":[5],)"
-      R"("optional":false}],)"
-      R"("output":[{"name":"SCORE","data_type":"TYPE_FP32","dims":[1]}],)"
-      R"("instance_group":[{"name":"","count":2,"kind":"KIND_CPU"}],)"
-      R"("dynamic_batching":{"preferred_batch_size":[],)"
-      R"("max_queue_delay_microseconds":9007199254740993,)"
-      R"("priority_levels":2}})");
+  EXPECT_EQ(text,
+            R"({"name":"m","platform":"fusionserve","max_batch_size":32,)"
+            R"("input":[{"name":"FEATURES","data_type":"TYPE_FP32","dims":[5],)"
+            R"("optional":false}],)"
+            R"("output":[{"name":"SCORE","data_type":"TYPE_FP32","dims":[1]}],)"
+            R"("instance_group":[{"name":"","count":2,"kind":"KIND_CPU"}],)"
+            R"("dynamic_batching":{"preferred_batch_size":[],)"
+            R"("max_queue_delay_microseconds":9007199254740993,)"
+            R"("priority_levels":2}})");
   // 64-bit integers are numbers, exactly.
-  EXPECT_EQ(Json::parse(text)["dynamic_batching"]
-                             ["max_queue_delay_microseconds"]
-                                 .get<uint64_t>(),
-            9007199254740993u);
+  EXPECT_EQ(
+      Json::parse(text)["dynamic_batching"]["max_queue_delay_microseconds"]
+          .get<uint64_t>(),
+      9007199254740993u);
 }
 
 TEST(MetadataJsonTest, ModelConfigWithoutDynamicBatching) {
@@ -897,9 +1013,9 @@ TEST(MetadataJsonTest, StatisticsAreNumbersWithEveryDuration) {
   EXPECT_EQ(m["inference_count"].get<uint64_t>(), UINT64_MAX);
   EXPECT_EQ(m["execution_count"].get<uint64_t>(), 7u);
   const Json& stats = m["inference_stats"];
-  for (const char* key : {"success", "fail", "queue", "compute_input",
-                          "compute_infer", "compute_output", "cache_hit",
-                          "cache_miss"}) {
+  for (const char* key :
+       {"success", "fail", "queue", "compute_input", "compute_infer",
+        "compute_output", "cache_hit", "cache_miss"}) {
     ASSERT_TRUE(stats.contains(key)) << key;
     EXPECT_TRUE(stats[key]["count"].is_number_unsigned()) << key;
     EXPECT_TRUE(stats[key]["ns"].is_number_unsigned()) << key;
@@ -909,8 +1025,7 @@ TEST(MetadataJsonTest, StatisticsAreNumbersWithEveryDuration) {
   EXPECT_EQ(stats["fail"], Json::parse(R"({"count":0,"ns":0})"));
   EXPECT_EQ(stats["queue"]["ns"], 5000);
   ASSERT_EQ(m["batch_stats"].size(), 1u);
-  EXPECT_EQ(m["batch_stats"][0],
-            Json::parse(R"({"batch_size":4,
+  EXPECT_EQ(m["batch_stats"][0], Json::parse(R"({"batch_size":4,
               "compute_input":{"count":0,"ns":0},
               "compute_infer":{"count":2,"ns":800},
               "compute_output":{"count":0,"ns":0}})"));

@@ -57,8 +57,8 @@ TEST(InputTensorTest, ReadsRawLittleEndianContents) {
   const float features[] = {0.5f, -2.0f};
   std::string raw_features(reinterpret_cast<const char*>(features),
                            sizeof(features));
-  auto floats = InputTensor::Make(Make("FEATURES", "FP32", {1, 2}),
-                                  &raw_features);
+  auto floats =
+      InputTensor::Make(Make("FEATURES", "FP32", {1, 2}), &raw_features);
   ASSERT_TRUE(floats.ok());
   EXPECT_EQ(floats->Float(1), -2.0f);
 

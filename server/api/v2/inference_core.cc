@@ -46,9 +46,9 @@ struct OutputPlan {
     bool per_head = false;
   };
   std::vector<Output> outputs;
-  bool attention = false;       // an attention output is asked for
-  bool any_per_head = false;    // ... per head
-  bool token_count = false;     // TOKEN_COUNT named
+  bool attention = false;     // an attention output is asked for
+  bool any_per_head = false;  // ... per head
+  bool token_count = false;   // TOKEN_COUNT named
 };
 
 absl::StatusOr<OutputPlan> PlanOutputs(const ModelInferRequest& request) {
@@ -62,23 +62,24 @@ absl::StatusOr<OutputPlan> PlanOutputs(const ModelInferRequest& request) {
     const bool attention = name == kTextToFeatures || name == kFeaturesToText;
     if (!attention && name != kProbabilities && name != kScore &&
         name != kTokenCount) {
-      return Invalid(absl::StrCat(
-          "outputs: unknown output '", name, "' (", kProbabilities, ", ",
-          kScore, ", ", kTextToFeatures, ", ", kFeaturesToText, ", ",
-          kTokenCount, ")"));
+      return Invalid(absl::StrCat("outputs: unknown output '", name, "' (",
+                                  kProbabilities, ", ", kScore, ", ",
+                                  kTextToFeatures, ", ", kFeaturesToText, ", ",
+                                  kTokenCount, ")"));
     }
     OutputPlan::Output planned{name};
     if (auto it = output.parameters().find("attention");
         it != output.parameters().end()) {
       const auto& value = it->second;
-      if (!attention || value.parameter_choice_case() !=
-                            inference::InferParameter::kStringParam ||
+      if (!attention ||
+          value.parameter_choice_case() !=
+              inference::InferParameter::kStringParam ||
           (value.string_param() != "mean" &&
            value.string_param() != "per_head")) {
-        return Invalid(absl::StrCat(
-            "outputs['", name, "'].parameters['attention']: ",
-            attention ? "expected \"mean\" or \"per_head\""
-                      : "only for the attention outputs"));
+        return Invalid(
+            absl::StrCat("outputs['", name, "'].parameters['attention']: ",
+                         attention ? "expected \"mean\" or \"per_head\""
+                                   : "only for the attention outputs"));
       }
       planned.per_head = value.string_param() == "per_head";
     }
@@ -124,11 +125,11 @@ struct Inputs {
 absl::StatusOr<Inputs> ReadInputs(const ModelInferRequest& request) {
   Inputs inputs;
   inputs.raw = !request.raw_input_contents().empty();
-  if (inputs.raw && request.raw_input_contents_size() != request.inputs_size()) {
-    return Invalid(absl::StrCat("raw_input_contents: ",
-                                request.raw_input_contents_size(),
-                                " entries for ", request.inputs_size(),
-                                " inputs (one each, or none)"));
+  if (inputs.raw &&
+      request.raw_input_contents_size() != request.inputs_size()) {
+    return Invalid(absl::StrCat(
+        "raw_input_contents: ", request.raw_input_contents_size(),
+        " entries for ", request.inputs_size(), " inputs (one each, or none)"));
   }
   for (int i = 0; i < request.inputs_size(); ++i) {
     const auto& tensor = request.inputs(i);
@@ -371,10 +372,9 @@ ModelInferResponse BuildResponse(const InferCall& call,
     } else if (output.name == kTokenCount) {
       AddInt32Output(kTokenCount, {rows}, token_counts, call.raw, response);
     } else {
-      auto [shape, data] =
-          PadAttention(r, output.name == kTextToFeatures, output.per_head,
-                       config.attention_heads(), config.features_size(),
-                       max_tokens);
+      auto [shape, data] = PadAttention(
+          r, output.name == kTextToFeatures, output.per_head,
+          config.attention_heads(), config.features_size(), max_tokens);
       AddFp32Output(output.name, std::move(shape), data, call.raw, response);
     }
   }
@@ -551,7 +551,8 @@ void InferenceCore::Infer(const ModelInferRequest& request, absl::Time deadline,
     deadline = std::min(deadline, arrival + absl::Microseconds(**timeout));
   } else if (deadline == absl::InfiniteFuture() &&
              config.batching().default_timeout_us() > 0) {
-    deadline = arrival + absl::Microseconds(config.batching().default_timeout_us());
+    deadline =
+        arrival + absl::Microseconds(config.batching().default_timeout_us());
   }
   {
     absl::MutexLock lock(&call->mu);
@@ -581,17 +582,17 @@ bool InferenceCore::ServerReady() const {
 
 bool InferenceCore::ModelReady(const std::string& name,
                                const std::string& version) const {
-  serving::ModelRegistry* registry = state_->registry();
-  return registry != nullptr && registry->Find(name, version).ok();
+  // Not while draining either: the model would refuse a request.
+  auto registry = state_->AdmittingRegistry();
+  return registry.ok() && (*registry)->Find(name, version).ok();
 }
 
 inference::ServerMetadataResponse InferenceCore::ServerMetadata() const {
   inference::ServerMetadataResponse metadata;
   metadata.set_name("fusionserve");
   metadata.set_version(server_version_);
-  for (const char* extension :
-       {"binary_tensor_data", "parameters", "model_configuration",
-        "statistics"}) {
+  for (const char* extension : {"binary_tensor_data", "parameters",
+                                "model_configuration", "statistics"}) {
     metadata.add_extensions(extension);
   }
   return metadata;
@@ -636,7 +637,8 @@ absl::StatusOr<inference::ModelConfigResponse> InferenceCore::ModelConfig(
     auto* input = out.add_input();
     input->set_name(tensor.name());
     input->set_data_type(ConfigDatatype(tensor.datatype()));
-    input->mutable_dims()->Add(tensor.shape().begin() + 1, tensor.shape().end());
+    input->mutable_dims()->Add(tensor.shape().begin() + 1,
+                               tensor.shape().end());
     input->set_optional(tensor.name() != kFeatures);
   }
   for (const auto& tensor : OutputTensors(config)) {
@@ -691,9 +693,8 @@ InferenceCore::ModelStatistics(const std::string& name,
       found = true;
     }
     if (!found && !version.empty()) {
-      return absl::NotFoundError(absl::StrCat("model '", model,
-                                              "' has no ready version '",
-                                              version, "'"));
+      return absl::NotFoundError(absl::StrCat(
+          "model '", model, "' has no ready version '", version, "'"));
     }
   }
   return response;

@@ -59,7 +59,8 @@ class InferenceCore {
   bool ServerLive() const { return true; }
   // Loaded, warmed up, and not shutting down.
   bool ServerReady() const;
-  // False for an unknown, loading, failed or unloading model or version.
+  // False for an unknown, loading, failed or unloading model or version,
+  // and while the server loads or drains.
   bool ModelReady(const std::string& name, const std::string& version) const;
   inference::ServerMetadataResponse ServerMetadata() const;
   // NOT_FOUND for an unknown model or version; UNAVAILABLE while loading

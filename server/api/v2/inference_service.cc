@@ -14,8 +14,7 @@ using inference::ModelInferResponse;
 
 absl::Status Parse(const grpc::ByteBuffer& bytes, ModelInferRequest& request) {
   grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
-  if (grpc::SerializationTraits<ModelInferRequest>::Deserialize(&copy,
-                                                                &request)
+  if (grpc::SerializationTraits<ModelInferRequest>::Deserialize(&copy, &request)
           .ok()) {
     return absl::OkStatus();
   }
@@ -57,7 +56,8 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ServerLive(
     inference::ServerLiveResponse* response) {
   Started();
   response->set_live(core_->ServerLive());
-  return Answer(context, absl::StatusOr<inference::ServerLiveResponse>(*response),
+  return Answer(context,
+                absl::StatusOr<inference::ServerLiveResponse>(*response),
                 response);
 }
 
@@ -77,7 +77,8 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelReady(
     inference::ModelReadyResponse* response) {
   Started();
   response->set_ready(core_->ModelReady(request->name(), request->version()));
-  return Answer(context, absl::StatusOr<inference::ModelReadyResponse>(*response),
+  return Answer(context,
+                absl::StatusOr<inference::ModelReadyResponse>(*response),
                 response);
 }
 
@@ -97,7 +98,8 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelMetadata(
     const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
   Started();
-  return Answer(context, core_->ModelMetadata(request->name(), request->version()),
+  return Answer(context,
+                core_->ModelMetadata(request->name(), request->version()),
                 response);
 }
 
@@ -106,7 +108,8 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelConfig(
     const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
   Started();
-  return Answer(context, core_->ModelConfig(request->name(), request->version()),
+  return Answer(context,
+                core_->ModelConfig(request->name(), request->version()),
                 response);
 }
 
@@ -130,13 +133,12 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(
     reactor->Finish(ToGrpcStatus(parsed));
     return reactor;
   }
-  core_->Infer(request, Deadline(*context),
-               [context] { return context->IsCancelled(); },
-               [reactor, response_bytes](
-                   absl::StatusOr<ModelInferResponse> result) {
-                 if (result.ok()) *response_bytes = Serialize(*result);
-                 reactor->Finish(ToGrpcStatus(result.status()));
-               });
+  core_->Infer(
+      request, Deadline(*context), [context] { return context->IsCancelled(); },
+      [reactor, response_bytes](absl::StatusOr<ModelInferResponse> result) {
+        if (result.ok()) *response_bytes = Serialize(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
   return reactor;
 }
 
@@ -166,9 +168,9 @@ InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
           respond(Serialize(response));
         };
         if (!parsed.ok()) return answer(parsed);
-        core_->Infer(request, Deadline(*context),
-                     [context] { return context->IsCancelled(); },
-                     std::move(answer));
+        core_->Infer(
+            request, Deadline(*context),
+            [context] { return context->IsCancelled(); }, std::move(answer));
       },
       kMaxInFlightPerStream);
 }

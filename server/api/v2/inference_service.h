@@ -23,10 +23,12 @@ using InferenceServiceBase = GRPCInferenceService::WithCallbackMethod_ServerLive
                 GRPCInferenceService::WithCallbackMethod_ModelMetadata<
                     GRPCInferenceService::WithCallbackMethod_ModelConfig<
                         GRPCInferenceService::WithCallbackMethod_ModelStatistics<
-                            GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-                                GRPCInferenceService::
-                                    WithRawCallbackMethod_ModelStreamInfer<
-                                        GRPCInferenceService::Service>>>>>>>>>;
+                            GRPCInferenceService::
+                                WithRawCallbackMethod_ModelInfer<
+                                    GRPCInferenceService::
+                                        WithRawCallbackMethod_ModelStreamInfer<
+                                            GRPCInferenceService::
+                                                Service>>>>>>>>>;
 
 class InferenceServiceImpl final : public InferenceServiceBase {
  public:

@@ -66,8 +66,8 @@ void AddRepositoryRoutes(httplib::Server& server,
                 }
                 const std::string name = req.matches[1];
                 const bool load = req.matches[2] == "load";
-                Log(LogLevel::kInfo, "admin (HTTP): ", load ? "load " : "unload ",
-                    name);
+                Log(LogLevel::kInfo,
+                    "admin (HTTP): ", load ? "load " : "unload ", name);
                 Reply(res, load ? registry->LoadModel(name)
                                 : registry->UnloadModel(name, ""));
               });

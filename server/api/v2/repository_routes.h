@@ -1,7 +1,8 @@
 // The Open Inference Protocol's model repository extension over HTTP, as
 // Triton serves it:
-//   POST /v2/repository/index                  [{"name","version","state","reason"}]
-//                                              (body {"ready": true}: READY only)
+//   POST /v2/repository/index [{"name","version","state","reason"}]
+//                                              (body {"ready": true}: READY
+//                                              only)
 //   POST /v2/repository/models/{name}/load     ModelRegistry::LoadModel
 //   POST /v2/repository/models/{name}/unload   ModelRegistry::UnloadModel
 // Load and unload answer {} when done, else {"error": ...} with the status
