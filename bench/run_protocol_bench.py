@@ -6,9 +6,10 @@ server pinned to one core with the load generator on the other.
   /usr/bin/python3 bench/run_protocol_bench.py [--out bench/results/protocols_cpu.json]
   /usr/bin/python3 bench/run_protocol_bench.py --rounds 1 --window 3 --out /tmp/p.json
 
-Short windows of each protocol alternate, round after round, against the
-same server (this VM's speed drifts within a minute, so only ratios within a
-round are compared; the summary holds medians over rounds):
+Short windows of each protocol alternate (native, v2, v2, native), round
+after round, against the same server (this VM's speed drifts within a
+minute, so only ratios within a round are compared; the summary holds
+medians over rounds):
 1. saturation: fusion-bench closed loop at concurrency 64, unary calls,
    --protocol=native and --protocol=v2 (ModelInfer, batch 1 per request,
    the same golden requests); and the same over 4 streams (ScoreStream vs
@@ -65,6 +66,14 @@ def summary(report):
             "p50_ms": latency["p50"] / 1000, "p99_ms": latency["p99"] / 1000,
             "completed": run["completed"],
             "errors": run["errors"], "mean_batch_size": run["server"]["mean_batch_size"]}
+
+
+def mean_of(windows):
+    """The mean of each figure over windows; the windows themselves kept."""
+    merged = {key: statistics.mean(w[key] for w in windows)
+              for key in ("throughput_rps", "p50_ms", "p99_ms")}
+    merged["windows"] = windows
+    return merged
 
 
 def http_body(golden):
@@ -130,7 +139,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "protocols_cpu.json"))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--window", type=float, default=8)
+    parser.add_argument("--window", type=float, default=5)
     args = parser.parse_args()
 
     # Without OPENBLAS_CORETYPE the server picks the CPU's widest kernels.
@@ -142,11 +151,16 @@ def main():
         rounds = []
         for r in range(args.rounds):
             row = {}
+            # native, v2, v2, native: a drift within the round weighs on both
+            # protocols alike; each figure is the mean of its two windows.
             for name, load in (("saturation", SATURATION), ("stream", STREAMS),
                                ("lone", LONE)):
-                for protocol in ("native", "v2"):
-                    row[f"{name}_{protocol}"] = summary(
-                        bench(server.grpc_address, protocol, load, args.window))
+                windows = {"native": [], "v2": []}
+                for protocol in ("native", "v2", "v2", "native"):
+                    windows[protocol].append(summary(
+                        bench(server.grpc_address, protocol, load, args.window)))
+                for protocol, pair in windows.items():
+                    row[f"{name}_{protocol}"] = mean_of(pair)
             row["http_json"] = http_window(server.http_address, bodies, args.window)
             for name in ("saturation", "stream"):
                 row[f"{name}_v2_over_native"] = (
