@@ -20,6 +20,9 @@ PACKAGES=(
   # deployment tests (tests/deploy): `docker-compose config` validates
   # docker-compose.yml offline (no Docker engine needed); YAML for manifests
   docker-compose python3-yaml
+  # UI tests (tests/ui): the attention explorer in a headless browser,
+  # driven over WebDriver
+  chromium chromium-driver
 )
 
 missing=()

@@ -87,6 +87,9 @@ ABSL_FLAG(absl::Duration, shutdown_timeout, kDefaults.shutdown_timeout,
 ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
           "Close client connections after this age (0: never), so clients "
           "balancing over DNS see replicas added by a scale-up");
+ABSL_FLAG(bool, ui, kDefaults.ui,
+          "Serve the attention explorer page (GET /, /ui/*) on the HTTP "
+          "port");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
 ABSL_FLAG(bool, metrics, kDefaults.metrics,
           "Keep Prometheus metrics and serve /metrics (off: for measuring "
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
   options.http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.ui = absl::GetFlag(FLAGS_ui);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/protobuf_logging.h"
+#include "server/api/ui/ui_routes.h"
 #include "server/api/v2/http_routes.h"
 #include "server/api/v2/repository_routes.h"
 #include "server/common/log.h"
@@ -208,6 +209,12 @@ absl::Status ServerApp::Start() {
     routes.max_body_bytes = options_.http_max_body_bytes;
     routes.worker_threads = options_.http_threads;
     api::v2::AddV2Routes(server, *v2_core_, routes);
+    if (options_.ui) {
+      api::ui::AddUiRoutes(server, {&state_, options_.model_repository,
+                                    [this](absl::StatusCode code) {
+                                      metrics_.RecordUnroutedRequest(code);
+                                    }});
+    }
   };
   http_options.not_ready_reason = [this] { return state_.NotReadyReason(); };
   http_options.readiness_detail = [this] {

@@ -56,6 +56,8 @@ struct ServerAppOptions {
   // the HTTP requests in flight.
   int http_threads = 32;
   absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
+  // The attention explorer page (GET /, /ui/*) on the HTTP port.
+  bool ui = true;
 };
 
 class ServerApp {

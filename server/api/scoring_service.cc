@@ -41,14 +41,11 @@ grpc::ByteBuffer Serialize(const ScoreResponse& response) {
   return bytes;
 }
 
-// The RPC's deadline, else the model's default timeout, else none.
-absl::Time TaskDeadline(const grpc::CallbackServerContext& context,
+// The caller's deadline, else the model's default timeout, else none.
+absl::Time TaskDeadline(absl::Time requested,
                         const fusion::v1::ModelConfig& config,
                         absl::Time arrival) {
-  const auto deadline = context.deadline();
-  if (deadline != std::chrono::system_clock::time_point::max()) {
-    return absl::FromChrono(deadline);
-  }
+  if (requested != absl::InfiniteFuture()) return requested;
   const int64_t timeout_us = config.batching().default_timeout_us();
   return timeout_us > 0 ? arrival + absl::Microseconds(timeout_us)
                         : absl::InfiniteFuture();
@@ -56,11 +53,18 @@ absl::Time TaskDeadline(const grpc::CallbackServerContext& context,
 
 }  // namespace
 
-absl::Status ScoringServiceImpl::SubmitScore(
-    grpc::CallbackServerContext* context, const ScoreRequest& request,
-    RespondFn respond) {
+absl::Status SubmitScoreRequest(const serving::ServingState& state,
+                                const ScoreRequest& request,
+                                absl::Time requested_deadline,
+                                std::function<bool()> cancelled,
+                                RespondFn respond,
+                                const UnroutedFn& on_unrouted) {
   const absl::Time arrival = absl::Now();
-  auto registry = state_->AdmittingRegistry();
+  auto Unrouted = [&on_unrouted](absl::Status status) {
+    if (on_unrouted) on_unrouted(status.code());
+    return status;
+  };
+  auto registry = state.AdmittingRegistry();
   if (!registry.ok()) return Unrouted(registry.status());
   auto servable = (*registry)->Find(request.model(), request.model_version());
   if (!servable.ok()) return Unrouted(servable.status());
@@ -74,7 +78,8 @@ absl::Status ScoringServiceImpl::SubmitScore(
     return validated.status();
   }
 
-  const absl::Time deadline = TaskDeadline(*context, model->config(), arrival);
+  const absl::Time deadline =
+      TaskDeadline(requested_deadline, model->config(), arrival);
   const int priority = static_cast<int>(request.priority());
   serving::Servable& target = *model;
   auto done = [model = std::move(model), id = request.request_id(),
@@ -96,13 +101,26 @@ absl::Status ScoringServiceImpl::SubmitScore(
     respond(std::move(response));
   };
   auto task = std::make_unique<serving::ScoringTask>(
-      std::move(validated->input), arrival, deadline,
-      [context] { return context->IsCancelled(); }, std::move(done), priority);
+      std::move(validated->input), arrival, deadline, std::move(cancelled),
+      std::move(done), priority);
   // A full queue or a draining server answers through `respond` too.
   if (absl::Status queued = target.Submit(task); !queued.ok()) {
     task->Complete(queued);
   }
   return absl::OkStatus();
+}
+
+absl::Status ScoringServiceImpl::SubmitScore(
+    grpc::CallbackServerContext* context, const ScoreRequest& request,
+    RespondFn respond) {
+  const auto deadline = context->deadline();
+  return SubmitScoreRequest(
+      *state_, request,
+      deadline == std::chrono::system_clock::time_point::max()
+          ? absl::InfiniteFuture()
+          : absl::FromChrono(deadline),
+      [context] { return context->IsCancelled(); }, std::move(respond),
+      on_unrouted_);
 }
 
 absl::Status ScoringServiceImpl::Unrouted(absl::Status status) const {

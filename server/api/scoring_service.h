@@ -17,10 +17,33 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "fusion/v1/scoring.grpc.pb.h"
 #include "server/serving/serving_state.h"
 
 namespace fusion::api {
+
+// Counts requests that reach no model (unparsable, unknown model, not
+// admitting).
+using UnroutedFn = std::function<void(absl::StatusCode)>;
+using RespondFn =
+    std::function<void(absl::StatusOr<fusion::v1::ScoreResponse>)>;
+
+// The native scoring path, free of any transport (the gRPC service below
+// and the HTTP attention explorer, server/api/ui/, both use it). Validates
+// `request` and queues it. An error means the request was refused before
+// queuing (unknown model, invalid input, not admitting) and `respond` is
+// never called; on OK `respond` is called exactly once, from an executor
+// thread, or at once when the queue refuses the task. `deadline`: the
+// caller's, or InfiniteFuture() for none (the model's default_timeout_us
+// then applies); `cancelled` is polled while the task waits. `on_unrouted`
+// may be empty.
+absl::Status SubmitScoreRequest(const serving::ServingState& state,
+                                const fusion::v1::ScoreRequest& request,
+                                absl::Time deadline,
+                                std::function<bool()> cancelled,
+                                RespondFn respond,
+                                const UnroutedFn& on_unrouted);
 
 using ScoringServiceBase =
     fusion::v1::ScoringService::WithRawCallbackMethod_Score<
@@ -32,9 +55,7 @@ class ScoringServiceImpl final : public ScoringServiceBase {
  public:
   static constexpr int kMaxInFlightPerStream = 512;
 
-  // Counts requests that reach no model (unparsable, unknown model, not
-  // admitting).
-  using UnroutedFn = std::function<void(absl::StatusCode)>;
+  using UnroutedFn = api::UnroutedFn;
 
   // `state` must outlive the service; `on_unrouted` may be empty.
   explicit ScoringServiceImpl(const serving::ServingState* state,
@@ -51,12 +72,8 @@ class ScoringServiceImpl final : public ScoringServiceBase {
       const fusion::v1::GetModelMetadataRequest* request,
       fusion::v1::ModelMetadata* response) override;
 
-  using RespondFn =
-      std::function<void(absl::StatusOr<fusion::v1::ScoreResponse>)>;
-  // Validates `request` and queues it. An error means the request was
-  // refused before queuing (unknown model, invalid input, not admitting) and
-  // `respond` is never called; on OK `respond` is called exactly once, from
-  // an executor thread, or at once when the queue refuses the task.
+  using RespondFn = api::RespondFn;
+  // SubmitScoreRequest with the RPC's deadline and cancellation.
   absl::Status SubmitScore(grpc::CallbackServerContext* context,
                            const fusion::v1::ScoreRequest& request,
                            RespondFn respond);

@@ -21,6 +21,7 @@
 #include "server/api/scoring_service.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/fake_model_runtime.h"
+#include "server/serving/fake_repository.h"
 #include "server/serving/model_registry.h"
 #include "server/serving/serving_state.h"
 
@@ -93,39 +94,17 @@ class CountingObserver final : public serving::ServingObserver {
 class ScoringStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ =
+    auto repo = serving::FakeRepository::Create(
         fs::path(::testing::TempDir()) /
-        absl::StrCat(
-            "scoring_stream_test_",
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "m" / "1");
-    std::ofstream(root_ / "m" / "1" / "config.pbtxt") << kConfig;
-
-    serving::RegistryOptions options;
-    options.repository = root_.string();
-    options.default_model = "m";
-    options.loader = [this](const std::string& dir, const std::string&,
-                            int64_t) -> absl::StatusOr<serving::LoadedVersion> {
-      auto config = runtime::LoadBundleConfig(dir);
-      if (!config.ok()) return config.status();
-      auto tokenizer = text::WordPieceTokenizer::Create(
-          {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"});
-      if (!tokenizer.ok()) return tokenizer.status();
-      auto runtime = std::make_unique<FakeModelRuntime>();
-      fake_ = runtime.get();
-      auto servable = serving::Servable::Create(
-          *config, std::move(runtime), std::move(*tokenizer), &observer_);
-      if (!servable.ok()) return servable.status();
-      return serving::LoadedVersion{
-          std::shared_ptr<serving::Servable>(std::move(*servable)),
-          absl::ZeroDuration()};
-    };
-    auto registry = serving::ModelRegistry::Load(std::move(options));
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = std::move(*registry);
-    ASSERT_NE(fake_, nullptr);
-    state_.SetReady(registry_.get());
+            absl::StrCat("scoring_stream_test_",
+                         ::testing::UnitTest::GetInstance()
+                             ->current_test_info()
+                             ->name()),
+        {kConfig, {}, &observer_});
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = std::move(*repo);
+    fake_ = &repo_->fake();
+    state_.SetReady(&repo_->registry());
 
     service_ = std::make_unique<ScoringServiceImpl>(&state_);
     int port = 0;
@@ -148,8 +127,7 @@ class ScoringStreamTest : public ::testing::Test {
                         std::chrono::seconds(5));
     }
     state_.ClearRegistry();
-    registry_.reset();  // drains the servable
-    fs::remove_all(root_);
+    repo_.reset();  // drains the servable
   }
 
   // A request the model accepts: "hello" is 3 tokens, so the fake scores it
@@ -170,11 +148,10 @@ class ScoringStreamTest : public ::testing::Test {
                          std::chrono::seconds(60));
   }
 
-  fs::path root_;
-  CountingObserver observer_;         // outlives the servable (registry_)
+  CountingObserver observer_;         // outlives the servable (repo_)
   FakeModelRuntime* fake_ = nullptr;  // owned by the servable
   serving::ServingState state_;
-  std::unique_ptr<serving::ModelRegistry> registry_;
+  std::unique_ptr<serving::FakeRepository> repo_;
   std::unique_ptr<ScoringServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<fusion::v1::ScoringService::Stub> stub_;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/fake_model_runtime.h"
+#include "server/serving/fake_repository.h"
 #include "server/serving/model_registry.h"
 #include "server/serving/serving_observer.h"
 #include "server/serving/serving_state.h"
@@ -47,14 +48,6 @@ constexpr char kConfig[] = R"pb(
   batching { instance_count: 1 max_queue_size: 64 }
 )pb";
 
-class NullObserver final : public serving::ServingObserver {
- public:
-  void OnRequestStarted() override {}
-  void OnRequestFinished(absl::StatusCode, absl::Duration, absl::Duration,
-                         absl::Duration) override {}
-  void OnBatchComputed(const serving::BatchStats&) override {}
-};
-
 // "hello" is 3 tokens: the fake scores it 0.003.
 constexpr char kInfer[] = R"({"id": "r1", "inputs": [
   {"name": "TEXT", "datatype": "BYTES", "shape": [2], "data": ["hello", "hello hello"]},
@@ -69,39 +62,16 @@ std::string FloatsLE(const std::vector<float>& values) {
 class HttpRoutesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ =
+    auto repo = serving::FakeRepository::Create(
         fs::path(::testing::TempDir()) /
-        absl::StrCat(
-            "http_routes_test_",
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "m" / "1");
-    std::ofstream(root_ / "m" / "1" / "config.pbtxt") << kConfig;
-
-    serving::RegistryOptions options;
-    options.repository = root_.string();
-    options.default_model = "m";
-    options.loader = [this](const std::string& dir, const std::string&,
-                            int64_t) -> absl::StatusOr<serving::LoadedVersion> {
-      auto config = runtime::LoadBundleConfig(dir);
-      if (!config.ok()) return config.status();
-      auto tokenizer = text::WordPieceTokenizer::Create(
-          {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"});
-      if (!tokenizer.ok()) return tokenizer.status();
-      auto runtime = std::make_unique<FakeModelRuntime>();
-      fake_ = runtime.get();
-      auto servable = serving::Servable::Create(
-          *config, std::move(runtime), std::move(*tokenizer), &observer_);
-      if (!servable.ok()) return servable.status();
-      return serving::LoadedVersion{
-          std::shared_ptr<serving::Servable>(std::move(*servable)),
-          absl::ZeroDuration()};
-    };
-    auto registry = serving::ModelRegistry::Load(std::move(options));
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = std::move(*registry);
-    ASSERT_NE(fake_, nullptr);
-    state_.SetReady(registry_.get());
+            absl::StrCat("http_routes_test_", ::testing::UnitTest::GetInstance()
+                                                  ->current_test_info()
+                                                  ->name()),
+        {kConfig, {}, nullptr});
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = std::move(*repo);
+    fake_ = &repo_->fake();
+    state_.SetReady(&repo_->registry());
     core_ = std::make_unique<InferenceCore>(&state_, nullptr, "9.9.9");
 
     server_ = std::make_unique<httplib::Server>();
@@ -118,8 +88,7 @@ class HttpRoutesTest : public ::testing::Test {
     if (server_ != nullptr) server_->stop();
     if (thread_.joinable()) thread_.join();
     state_.ClearRegistry();
-    registry_.reset();
-    fs::remove_all(root_);
+    repo_.reset();
   }
 
   std::unique_ptr<httplib::Client> Client() const {
@@ -143,11 +112,9 @@ class HttpRoutesTest : public ::testing::Test {
     return j["error"].get<std::string>();
   }
 
-  fs::path root_;
-  NullObserver observer_;             // outlives the servable (registry_)
   FakeModelRuntime* fake_ = nullptr;  // owned by the servable
   serving::ServingState state_;
-  std::unique_ptr<serving::ModelRegistry> registry_;
+  std::unique_ptr<serving::FakeRepository> repo_;
   std::unique_ptr<InferenceCore> core_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
