@@ -23,7 +23,7 @@ namespace fusion::serving {
 class FakeRepository {
  public:
   struct Options {
-    std::string config_pbtxt;  // of model "m" version 1
+    std::string config_pbtxt;                  // of model "m" version 1
     std::map<std::string, std::string> files;  // more files of the bundle
     ServingObserver* observer = nullptr;       // optional
   };

@@ -54,10 +54,9 @@ class UiRoutesTest : public ::testing::Test {
   void SetUp() override {
     auto repo = serving::FakeRepository::Create(
         fs::path(::testing::TempDir()) /
-            absl::StrCat("ui_routes_test_",
-                         ::testing::UnitTest::GetInstance()
-                             ->current_test_info()
-                             ->name()),
+            absl::StrCat("ui_routes_test_", ::testing::UnitTest::GetInstance()
+                                                ->current_test_info()
+                                                ->name()),
         {kConfig, {{"golden.jsonl", kGolden}}, nullptr});
     ASSERT_TRUE(repo.ok()) << repo.status();
     repo_ = std::move(*repo);
