@@ -187,6 +187,19 @@ absl::Status ServerApp::Run() {
 absl::Status ServerApp::Start() {
   if (absl::Status valid = ValidateOptions(options_); !valid.ok()) return valid;
   api::RouteProtobufLogs();
+  if (absl::Status started = StartHttp(); !started.ok()) return started;
+  if (absl::Status loaded = LoadModels(); !loaded.ok()) return loaded;
+  if (absl::Status started = StartGrpc(); !started.ok()) return started;
+  if (absl::Status started = StartRepositoryChanges(); !started.ok()) {
+    return started;
+  }
+  state_.SetReady(registry_.get());
+  return absl::OkStatus();
+}
+
+// Probes, /metrics, the v2 HTTP API and the UI: up before the models, so
+// that /readyz can say they are loading.
+absl::Status ServerApp::StartHttp() {
   metrics_.AddScrapeHook([this] {
     serving::ModelRegistry* registry = state_.registry();
     if (registry == nullptr) return;
@@ -228,9 +241,12 @@ absl::Status ServerApp::Start() {
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   Log(LogLevel::kInfo, "HTTP probes on ", options_.http_address);
+  return absl::OkStatus();
+}
 
-  if (absl::Status loaded = LoadModels(); !loaded.ok()) return loaded;
-  if (absl::Status started = StartGrpc(); !started.ok()) return started;
+// What changes the models served after start: the repository admin over
+// HTTP (its own address) and the poller. The gRPC admin starts with gRPC.
+absl::Status ServerApp::StartRepositoryChanges() {
   if (!options_.admin_http_address.empty()) {
     metrics::HttpEndpointOptions admin;
     admin.address = options_.admin_http_address;
@@ -250,7 +266,6 @@ absl::Status ServerApp::Start() {
     Log(LogLevel::kInfo, "rescanning ", options_.model_repository, " every ",
         absl::FormatDuration(options_.repository_poll_interval));
   }
-  state_.SetReady(registry_.get());
   return absl::OkStatus();
 }
 

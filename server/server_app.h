@@ -76,8 +76,10 @@ class ServerApp {
 
  private:
   absl::Status Start();
+  absl::Status StartHttp();
   absl::Status LoadModels();
   absl::Status StartGrpc();
+  absl::Status StartRepositoryChanges();
   void Drain();
 
   const ServerAppOptions options_;
