@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/api/byte_buffer_codec.h"
 #include "server/api/request_outcome.h"
 #include "server/api/request_validation.h"
 #include "server/api/response_builder.h"
@@ -23,22 +24,10 @@ using fusion::v1::ScoreResponse;
 // (its request_id, usually: field 1 comes first on the wire).
 absl::Status ParseScoreRequest(const grpc::ByteBuffer& bytes,
                                ScoreRequest& request) {
-  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
-  if (grpc::SerializationTraits<ScoreRequest>::Deserialize(&copy, &request)
-          .ok()) {
-    return absl::OkStatus();
-  }
+  if (FromByteBuffer(bytes, request)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       "ScoreRequest does not parse: malformed protobuf, or a string field "
       "(text, model, request_id, a feature name) that is not valid UTF-8");
-}
-
-grpc::ByteBuffer Serialize(const ScoreResponse& response) {
-  grpc::ByteBuffer bytes;
-  bool own_buffer = false;
-  grpc::SerializationTraits<ScoreResponse>::Serialize(response, &bytes,
-                                                      &own_buffer);
-  return bytes;
 }
 
 // The caller's deadline, else the model's default timeout, else none.
@@ -142,7 +131,7 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
   absl::Status submitted = SubmitScore(
       context, request,
       [reactor, response_bytes](absl::StatusOr<ScoreResponse> result) {
-        if (result.ok()) *response_bytes = Serialize(*result);
+        if (result.ok()) *response_bytes = ToByteBuffer(*result);
         reactor->Finish(ToGrpcStatus(result.status()));
       });
   if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
@@ -168,7 +157,7 @@ ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
             response.mutable_error()->set_code(status.error_code());
             response.mutable_error()->set_message(status.error_message());
           }
-          respond(Serialize(response));
+          respond(ToByteBuffer(response));
         };
         if (!parsed.ok()) return answer(parsed);
         // SubmitScore calls `answer` iff it accepted the request.

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "server/api/byte_buffer_codec.h"
 #include "server/api/status_mapping.h"
 #include "server/api/stream_reactor.h"
 
@@ -13,22 +14,10 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 
 absl::Status Parse(const grpc::ByteBuffer& bytes, ModelInferRequest& request) {
-  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
-  if (grpc::SerializationTraits<ModelInferRequest>::Deserialize(&copy, &request)
-          .ok()) {
-    return absl::OkStatus();
-  }
+  if (FromByteBuffer(bytes, request)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       "ModelInferRequest does not parse: malformed protobuf, or a string "
       "field that is not valid UTF-8");
-}
-
-template <typename Message>
-grpc::ByteBuffer Serialize(const Message& message) {
-  grpc::ByteBuffer bytes;
-  bool own_buffer = false;
-  grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
-  return bytes;
 }
 
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
@@ -136,7 +125,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(
   core_->Infer(
       request, Deadline(*context), [context] { return context->IsCancelled(); },
       [reactor, response_bytes](absl::StatusOr<ModelInferResponse> result) {
-        if (result.ok()) *response_bytes = Serialize(*result);
+        if (result.ok()) *response_bytes = ToByteBuffer(*result);
         reactor->Finish(ToGrpcStatus(result.status()));
       });
   return reactor;
@@ -165,7 +154,7 @@ InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
             echo->set_model_name(name);
             echo->set_model_version(version);
           }
-          respond(Serialize(response));
+          respond(ToByteBuffer(response));
         };
         if (!parsed.ok()) return answer(parsed);
         core_->Infer(

@@ -1,0 +1,31 @@
+// Protobuf messages to and from gRPC's ByteBuffer, for the services that
+// take raw bytes (to answer a malformed request with INVALID_ARGUMENT and
+// say why, where gRPC's own parsing would answer UNIMPLEMENTED).
+#ifndef FUSION_SERVER_API_BYTE_BUFFER_CODEC_H_
+#define FUSION_SERVER_API_BYTE_BUFFER_CODEC_H_
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
+
+namespace fusion::api {
+
+// False when `bytes` is not a valid `Message` (malformed, or a string
+// field that is not UTF-8); `message` then holds what could be read.
+template <typename Message>
+bool FromByteBuffer(const grpc::ByteBuffer& bytes, Message& message) {
+  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, &message).ok();
+}
+
+template <typename Message>
+grpc::ByteBuffer ToByteBuffer(const Message& message) {
+  grpc::ByteBuffer bytes;
+  bool own_buffer = false;
+  grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
+  return bytes;
+}
+
+}  // namespace fusion::api
+
+#endif  // FUSION_SERVER_API_BYTE_BUFFER_CODEC_H_
