@@ -10,6 +10,11 @@ SERVER := $(BUILD_DIR)/server/fusion-server
 
 TSAN_BUILD_DIR ?= build-tsan
 
+# ccache keys on paths relative to the checkout, so a fresh clone (CI) hits
+# the objects an earlier clone compiled.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: deps configure build serve test test-cpp test-tsan test-python model format format-check clean
 
 deps:

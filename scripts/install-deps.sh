@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # build toolchain; clang-format for `make format-check` (part of make test)
-  build-essential cmake pkg-config git clang-format
+  # build toolchain; clang-format for `make format-check` (part of make test);
+  # ccache so fresh clones and extra build directories reuse objects
+  build-essential cmake pkg-config git clang-format ccache
   # C++ dependencies
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtorch-dev prometheus-cpp-dev libcpp-httplib-dev
