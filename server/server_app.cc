@@ -31,13 +31,19 @@ namespace {
 
 constexpr char kServiceName[] = "fusion.v1.ScoringService";
 constexpr std::chrono::milliseconds kFlushGrace{300};
-// gRPC's Server::Shutdown answers CANCELLED to calls that reached the
-// transport but no handler yet (grpc/grpc#41785), though their clients sent
-// them in good time. So before it, calls are still admitted until none has
-// started for kQuietPeriod: what clients sent before the signal is then
-// taken. Bounded, for clients that never stop sending.
+// Shutdown is preceded by holding new calls (api/call_gate.h) until every
+// admitted one is done and no call has arrived for kQuietPeriod (a client
+// answered a moment ago has had time to send its next call, now parked);
+// for at most kMaxHold or half of --shutdown_timeout. A parked call is
+// answered UNAVAILABLE kParkedDeadlineMargin before its deadline.
 constexpr absl::Duration kQuietPeriod = absl::Milliseconds(50);
-constexpr absl::Duration kMaxQuietWait = absl::Seconds(2);
+constexpr absl::Duration kMaxHold = absl::Seconds(5);
+constexpr absl::Duration kParkedDeadlineMargin = absl::Milliseconds(20);
+constexpr absl::Duration kHoldPoll = absl::Milliseconds(1);
+// From the start of gRPC's Shutdown (which sends GOAWAY) to answering the
+// parked calls: long enough for the GOAWAY to reach the clients first, so
+// that their next calls go elsewhere instead of racing the shutdown.
+constexpr absl::Duration kGoawayLead = absl::Milliseconds(100);
 
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
@@ -61,18 +67,18 @@ void SetHealth(grpc::Server& server, bool serving) {
   health->SetServingStatus(kServiceName, serving);
 }
 
-// Returns once `calls_started` has not moved for kQuietPeriod, or after
-// kMaxQuietWait (at most half of `shutdown_timeout`).
-void WaitForArrivalsToStop(const std::function<uint64_t()>& calls_started,
-                           absl::Duration shutdown_timeout) {
-  const absl::Time give_up =
-      absl::Now() + std::min(kMaxQuietWait, shutdown_timeout / 2);
-  uint64_t seen = calls_started();
-  while (absl::Now() < give_up) {
-    absl::SleepFor(kQuietPeriod);
-    const uint64_t now = calls_started();
-    if (now == seen) return;
-    seen = now;
+// Holds new calls and returns once every admitted call is done and
+// arrivals have stopped, or at `give_up`; parked calls near their deadline
+// are answered meanwhile.
+void HoldUntilQuiet(api::CallGate& gate, absl::Time give_up) {
+  gate.Hold();
+  for (absl::Time now = absl::Now(); now < give_up; now = absl::Now()) {
+    if (gate.admitted_in_flight() == 0 &&
+        now - gate.last_arrival() >= kQuietPeriod) {
+      return;
+    }
+    gate.ReleaseExpiring(kParkedDeadlineMargin);
+    absl::SleepFor(kHoldPoll);
   }
 }
 
@@ -344,7 +350,7 @@ absl::Status ServerApp::LoadModels() {
 
 absl::Status ServerApp::StartGrpc() {
   scoring_ = std::make_unique<api::ScoringServiceImpl>(
-      &state_,
+      &state_, &gate_,
       [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -353,7 +359,8 @@ absl::Status ServerApp::StartGrpc() {
   builder.AddListeningPort(options_.grpc_address,
                            grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(scoring_.get());
-  inference_ = std::make_unique<api::v2::InferenceServiceImpl>(v2_core_.get());
+  inference_ =
+      std::make_unique<api::v2::InferenceServiceImpl>(v2_core_.get(), &gate_);
   builder.RegisterService(inference_.get());
   if (options_.max_connection_age > absl::ZeroDuration()) {
     // GOAWAY after the age; calls in flight get the same again to finish.
@@ -416,15 +423,23 @@ void ServerApp::Drain() {
   std::this_thread::sleep_for(absl::ToChronoNanoseconds(options_.drain_delay));
 
   const absl::Time start = absl::Now();
-  WaitForArrivalsToStop(
-      [this] {
-        return scoring_->calls_started() + inference_->calls_started();
-      },
-      options_.shutdown_timeout);
-  state_.StartDraining();
-  // Stops accepting RPCs and waits for the accepted ones, whose tasks the
-  // executors are still computing; past the deadline, cancels the rest.
-  server_->Shutdown(absl::ToChronoTime(start + options_.shutdown_timeout));
+  const absl::Time deadline = start + options_.shutdown_timeout;
+  // gRPC cancels calls that arrive once its Shutdown has begun (call_gate.h):
+  // first make sure clients have none on the way.
+  HoldUntilQuiet(gate_,
+                 start + std::min(kMaxHold, options_.shutdown_timeout / 2));
+  const int64_t held_while_admitted_finished = gate_.refused();
+  // Stops accepting connections, sends GOAWAY, and waits for the calls it
+  // has (streams, parked calls), cancelling what is left at the deadline.
+  std::thread shutdown(
+      [this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  absl::SleepFor(kGoawayLead);
+  state_.StartDraining();  // stream messages and HTTP: UNAVAILABLE from now
+  gate_.Release();
+  shutdown.join();
+  Log(LogLevel::kInfo, "answered ", gate_.refused(),
+      " held calls UNAVAILABLE (not started), ", held_while_admitted_finished,
+      " of them before shutdown (near their deadline)");
   registry_->DrainAll();
   Log(LogLevel::kInfo, "drained in ",
       absl::FormatDuration(absl::Now() - start));

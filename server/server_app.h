@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "fusion/v1/model_config.pb.h"
+#include "server/api/call_gate.h"
 #include "server/api/model_repository_service.h"
 #include "server/api/scoring_service.h"
 #include "server/api/v2/inference_core.h"
@@ -95,6 +96,8 @@ class ServerApp {
   std::unique_ptr<serving::ModelRegistry> registry_;
   std::unique_ptr<serving::RepositoryPoller> poller_;
   std::unique_ptr<metrics::HttpEndpoint> admin_http_;
+  // Admits the services' unary calls; outlives the server (call_gate.h).
+  api::CallGate gate_;
   std::unique_ptr<api::ScoringServiceImpl> scoring_;
   std::unique_ptr<api::v2::InferenceServiceImpl> inference_;
   std::unique_ptr<api::ModelRepositoryServiceImpl> admin_;

@@ -120,27 +120,25 @@ absl::Status ScoringServiceImpl::Unrouted(absl::Status status) const {
 grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
-  calls_started_.fetch_add(1, std::memory_order_relaxed);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ScoreRequest request;
-  if (absl::Status parsed = ParseScoreRequest(*request_bytes, request);
-      !parsed.ok()) {
-    reactor->Finish(ToGrpcStatus(Unrouted(parsed)));
-    return reactor;
-  }
-  absl::Status submitted = SubmitScore(
-      context, request,
-      [reactor, response_bytes](absl::StatusOr<ScoreResponse> result) {
-        if (result.ok()) *response_bytes = ToByteBuffer(*result);
-        reactor->Finish(ToGrpcStatus(result.status()));
-      });
-  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
-  return reactor;
+  return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    ScoreRequest request;
+    if (absl::Status parsed = ParseScoreRequest(*request_bytes, request);
+        !parsed.ok()) {
+      reactor->Finish(ToGrpcStatus(Unrouted(parsed)));
+      return;
+    }
+    absl::Status submitted = SubmitScore(
+        context, request,
+        [reactor, response_bytes](absl::StatusOr<ScoreResponse> result) {
+          if (result.ok()) *response_bytes = ToByteBuffer(*result);
+          reactor->Finish(ToGrpcStatus(result.status()));
+        });
+    if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
-  calls_started_.fetch_add(1, std::memory_order_relaxed);
   // A request that fails is answered on the stream, with `error` set.
   return NewStreamReactor(
       [this, context](const grpc::ByteBuffer& bytes, RespondBytes respond) {
@@ -175,26 +173,22 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::GetModelMetadata(
     grpc::CallbackServerContext* context,
     const fusion::v1::GetModelMetadataRequest* request,
     fusion::v1::ModelMetadata* response) {
-  calls_started_.fetch_add(1, std::memory_order_relaxed);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    reactor->Finish(ToGrpcStatus(FillModelMetadata(*request, *response)));
+  });
+}
+
+absl::Status ScoringServiceImpl::FillModelMetadata(
+    const fusion::v1::GetModelMetadataRequest& request,
+    fusion::v1::ModelMetadata& response) const {
   auto registry = state_->AdmittingRegistry();
-  if (!registry.ok()) {
-    reactor->Finish(ToGrpcStatus(registry.status()));
-    return reactor;
-  }
-  auto servable = (*registry)->Find(request->model(), request->model_version());
-  if (!servable.ok()) {
-    reactor->Finish(ToGrpcStatus(servable.status()));
-    return reactor;
-  }
-  auto status = (*registry)->GetModelStatus(request->model());
-  if (!status.ok()) {
-    reactor->Finish(ToGrpcStatus(status.status()));
-    return reactor;
-  }
-  *response = BuildModelMetadata(**servable, *status);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  if (!registry.ok()) return registry.status();
+  auto servable = (*registry)->Find(request.model(), request.model_version());
+  if (!servable.ok()) return servable.status();
+  auto status = (*registry)->GetModelStatus(request.model());
+  if (!status.ok()) return status.status();
+  response = BuildModelMetadata(**servable, *status);
+  return absl::OkStatus();
 }
 
 }  // namespace fusion::api

@@ -12,13 +12,12 @@
 #ifndef FUSION_SERVER_API_SCORING_SERVICE_H_
 #define FUSION_SERVER_API_SCORING_SERVICE_H_
 
-#include <atomic>
-#include <cstdint>
 #include <functional>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fusion/v1/scoring.grpc.pb.h"
+#include "server/api/call_gate.h"
 #include "server/serving/serving_state.h"
 
 namespace fusion::api {
@@ -57,10 +56,12 @@ class ScoringServiceImpl final : public ScoringServiceBase {
 
   using UnroutedFn = api::UnroutedFn;
 
-  // `state` must outlive the service; `on_unrouted` may be empty.
-  explicit ScoringServiceImpl(const serving::ServingState* state,
-                              UnroutedFn on_unrouted = nullptr)
-      : state_(state), on_unrouted_(std::move(on_unrouted)) {}
+  // `state` and `gate` must outlive the service; `gate` admits every unary
+  // call (streams are not gated: see call_gate.h). `on_unrouted` may be
+  // empty.
+  ScoringServiceImpl(const serving::ServingState* state, CallGate* gate,
+                     UnroutedFn on_unrouted = nullptr)
+      : state_(state), gate_(gate), on_unrouted_(std::move(on_unrouted)) {}
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request,
@@ -78,18 +79,15 @@ class ScoringServiceImpl final : public ScoringServiceBase {
                            const fusion::v1::ScoreRequest& request,
                            RespondFn respond);
 
-  // Calls this service has started, for telling when arrivals have stopped
-  // (see server_app.cc: gRPC cancels calls that arrive during its Shutdown).
-  uint64_t calls_started() const {
-    return calls_started_.load(std::memory_order_relaxed);
-  }
-
  private:
   absl::Status Unrouted(absl::Status status) const;
+  absl::Status FillModelMetadata(
+      const fusion::v1::GetModelMetadataRequest& request,
+      fusion::v1::ModelMetadata& response) const;
 
   const serving::ServingState* const state_;
+  CallGate* const gate_;
   const UnroutedFn on_unrouted_;
-  std::atomic<uint64_t> calls_started_{0};
 };
 
 }  // namespace fusion::api

@@ -27,113 +27,124 @@ absl::Time Deadline(const grpc::CallbackServerContext& context) {
              : absl::FromChrono(deadline);
 }
 
-// Answers a unary RPC from a StatusOr of its response message.
-template <typename Response>
-grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
-                                 absl::StatusOr<Response> result,
-                                 Response* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (result.ok()) *response = std::move(*result);
-  reactor->Finish(ToGrpcStatus(result.status()));
-  return reactor;
-}
-
 }  // namespace
+
+template <typename Response>
+grpc::ServerUnaryReactor* InferenceServiceImpl::Answer(
+    grpc::CallbackServerContext* context,
+    absl::FunctionRef<absl::StatusOr<Response>()> compute, Response* response) {
+  return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    absl::StatusOr<Response> result = compute();
+    if (result.ok()) *response = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
+}
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ServerLive(
     grpc::CallbackServerContext* context, const inference::ServerLiveRequest*,
     inference::ServerLiveResponse* response) {
-  Started();
-  response->set_live(core_->ServerLive());
-  return Answer(context,
-                absl::StatusOr<inference::ServerLiveResponse>(*response),
-                response);
+  return Answer<inference::ServerLiveResponse>(
+      context,
+      [this] {
+        inference::ServerLiveResponse live;
+        live.set_live(core_->ServerLive());
+        return live;
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ServerReady(
     grpc::CallbackServerContext* context, const inference::ServerReadyRequest*,
     inference::ServerReadyResponse* response) {
-  Started();
-  response->set_ready(core_->ServerReady());
-  return Answer(context,
-                absl::StatusOr<inference::ServerReadyResponse>(*response),
-                response);
+  return Answer<inference::ServerReadyResponse>(
+      context,
+      [this] {
+        inference::ServerReadyResponse ready;
+        ready.set_ready(core_->ServerReady());
+        return ready;
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ModelReady(
     grpc::CallbackServerContext* context,
     const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
-  Started();
-  response->set_ready(core_->ModelReady(request->name(), request->version()));
-  return Answer(context,
-                absl::StatusOr<inference::ModelReadyResponse>(*response),
-                response);
+  return Answer<inference::ModelReadyResponse>(
+      context,
+      [this, request] {
+        inference::ModelReadyResponse ready;
+        ready.set_ready(core_->ModelReady(request->name(), request->version()));
+        return ready;
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ServerMetadata(
     grpc::CallbackServerContext* context,
     const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
-  Started();
-  return Answer(context,
-                absl::StatusOr<inference::ServerMetadataResponse>(
-                    core_->ServerMetadata()),
-                response);
+  return Answer<inference::ServerMetadataResponse>(
+      context, [this] { return core_->ServerMetadata(); }, response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ModelMetadata(
     grpc::CallbackServerContext* context,
     const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
-  Started();
-  return Answer(context,
-                core_->ModelMetadata(request->name(), request->version()),
-                response);
+  return Answer<inference::ModelMetadataResponse>(
+      context,
+      [this, request] {
+        return core_->ModelMetadata(request->name(), request->version());
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ModelConfig(
     grpc::CallbackServerContext* context,
     const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
-  Started();
-  return Answer(context,
-                core_->ModelConfig(request->name(), request->version()),
-                response);
+  return Answer<inference::ModelConfigResponse>(
+      context,
+      [this, request] {
+        return core_->ModelConfig(request->name(), request->version());
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ModelStatistics(
     grpc::CallbackServerContext* context,
     const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
-  Started();
-  return Answer(context,
-                core_->ModelStatistics(request->name(), request->version()),
-                response);
+  return Answer<inference::ModelStatisticsResponse>(
+      context,
+      [this, request] {
+        return core_->ModelStatistics(request->name(), request->version());
+      },
+      response);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
-  Started();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ModelInferRequest request;
-  if (absl::Status parsed = Parse(*request_bytes, request); !parsed.ok()) {
-    reactor->Finish(ToGrpcStatus(parsed));
-    return reactor;
-  }
-  core_->Infer(
-      request, Deadline(*context), [context] { return context->IsCancelled(); },
-      [reactor, response_bytes](absl::StatusOr<ModelInferResponse> result) {
-        if (result.ok()) *response_bytes = ToByteBuffer(*result);
-        reactor->Finish(ToGrpcStatus(result.status()));
-      });
-  return reactor;
+  return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    ModelInferRequest request;
+    if (absl::Status parsed = Parse(*request_bytes, request); !parsed.ok()) {
+      reactor->Finish(ToGrpcStatus(parsed));
+      return;
+    }
+    core_->Infer(
+        request, Deadline(*context),
+        [context] { return context->IsCancelled(); },
+        [reactor, response_bytes](absl::StatusOr<ModelInferResponse> result) {
+          if (result.ok()) *response_bytes = ToByteBuffer(*result);
+          reactor->Finish(ToGrpcStatus(result.status()));
+        });
+  });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
-  Started();
   // Triton's convention: a failed request answers with error_message (and
   // the request's id), and the stream goes on.
   return NewStreamReactor(

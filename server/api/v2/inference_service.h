@@ -7,10 +7,10 @@
 #ifndef FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
 #define FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
 
-#include <atomic>
-#include <cstdint>
-
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
 #include "inference/grpc_service.grpc.pb.h"
+#include "server/api/call_gate.h"
 #include "server/api/v2/inference_core.h"
 
 namespace fusion::api::v2 {
@@ -34,8 +34,10 @@ class InferenceServiceImpl final : public InferenceServiceBase {
  public:
   static constexpr int kMaxInFlightPerStream = 512;
 
-  // `core` must outlive the service.
-  explicit InferenceServiceImpl(const InferenceCore* core) : core_(core) {}
+  // `core` and `gate` must outlive the service; `gate` admits every unary
+  // call (streams are not gated: see call_gate.h).
+  InferenceServiceImpl(const InferenceCore* core, CallGate* gate)
+      : core_(core), gate_(gate) {}
 
   grpc::ServerUnaryReactor* ServerLive(
       grpc::CallbackServerContext* context,
@@ -71,17 +73,16 @@ class InferenceServiceImpl final : public InferenceServiceBase {
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
       grpc::CallbackServerContext* context) override;
 
-  // Calls started, as ScoringServiceImpl::calls_started (server_app.cc
-  // waits for arrivals to stop before shutting gRPC down).
-  uint64_t calls_started() const {
-    return calls_started_.load(std::memory_order_relaxed);
-  }
-
  private:
-  void Started() { calls_started_.fetch_add(1, std::memory_order_relaxed); }
+  // Answers a unary RPC from a StatusOr of its response, through the gate.
+  template <typename Response>
+  grpc::ServerUnaryReactor* Answer(
+      grpc::CallbackServerContext* context,
+      absl::FunctionRef<absl::StatusOr<Response>()> compute,
+      Response* response);
 
   const InferenceCore* const core_;
-  std::atomic<uint64_t> calls_started_{0};
+  CallGate* const gate_;
 };
 
 }  // namespace fusion::api::v2

@@ -1,5 +1,9 @@
-// ScoreStream over a real in-process gRPC server: the service, a registry
-// holding one model over FakeModelRuntime, a client on 127.0.0.1.
+// ScoringService over a real in-process gRPC server: the service, a registry
+// holding one model over FakeModelRuntime, a client on 127.0.0.1. Covers
+// ScoreStream's flow control and unary calls through the CallGate across
+// shutdown.
+#include "server/api/scoring_service.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -18,7 +22,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "server/api/scoring_service.h"
 #include "server/runtime/bundle_config.h"
 #include "server/runtime/fake_model_runtime.h"
 #include "server/serving/fake_repository.h"
@@ -91,12 +94,12 @@ class CountingObserver final : public serving::ServingObserver {
   int max_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-class ScoringStreamTest : public ::testing::Test {
+class ScoringServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto repo = serving::FakeRepository::Create(
         fs::path(::testing::TempDir()) /
-            absl::StrCat("scoring_stream_test_",
+            absl::StrCat("scoring_service_test_",
                          ::testing::UnitTest::GetInstance()
                              ->current_test_info()
                              ->name()),
@@ -106,7 +109,7 @@ class ScoringStreamTest : public ::testing::Test {
     fake_ = &repo_->fake();
     state_.SetReady(&repo_->registry());
 
-    service_ = std::make_unique<ScoringServiceImpl>(&state_);
+    service_ = std::make_unique<ScoringServiceImpl>(&state_, &gate_);
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -120,8 +123,10 @@ class ScoringStreamTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    // A held forward would keep the server's calls, and Shutdown, waiting.
+    // A held forward or a parked call would keep the server's calls, and
+    // Shutdown, waiting.
     if (fake_ != nullptr) fake_->Release();
+    gate_.Release();
     if (server_ != nullptr) {
       server_->Shutdown(std::chrono::system_clock::now() +
                         std::chrono::seconds(5));
@@ -152,12 +157,13 @@ class ScoringStreamTest : public ::testing::Test {
   FakeModelRuntime* fake_ = nullptr;  // owned by the servable
   serving::ServingState state_;
   std::unique_ptr<serving::FakeRepository> repo_;
+  CallGate gate_;  // outlives the server
   std::unique_ptr<ScoringServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<fusion::v1::ScoringService::Stub> stub_;
 };
 
-TEST_F(ScoringStreamTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
+TEST_F(ScoringServiceTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
   constexpr int kRequests = kLimit + 88;
   fake_->Hold();  // nothing completes, so nothing frees a slot
   grpc::ClientContext context;
@@ -214,7 +220,7 @@ TEST_F(ScoringStreamTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
   EXPECT_EQ(observer_.max_in_flight(), kLimit);
 }
 
-TEST_F(ScoringStreamTest, FailedRequestsGetErrorsAndTheStreamGoesOn) {
+TEST_F(ScoringServiceTest, FailedRequestsGetErrorsAndTheStreamGoesOn) {
   std::vector<ScoreRequest> requests;
   requests.push_back(Valid("good-0"));
   ScoreRequest unknown_feature = Valid("bad-feature");
@@ -284,6 +290,121 @@ TEST_F(ScoringStreamTest, FailedRequestsGetErrorsAndTheStreamGoesOn) {
   }
   // Only the requests routed to "m" reached its servable, valid or not.
   EXPECT_EQ(observer_.started(), 6);
+}
+
+// A unary Score on its own thread, so that a test can watch it wait.
+class PendingScore {
+ public:
+  PendingScore(fusion::v1::ScoringService::Stub& stub, const ScoreRequest& r,
+               absl::Duration timeout)
+      : thread_([this, &stub, r, timeout] {
+          context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+          status_ = stub.Score(&context_, r, &response_);
+          done_.Notify();
+        }) {}
+  ~PendingScore() {
+    context_.TryCancel();
+    thread_.join();
+  }
+
+  bool AwaitDone(absl::Duration timeout) {
+    return done_.WaitForNotificationWithTimeout(timeout);
+  }
+  // Only after AwaitDone returned true.
+  const grpc::Status& status() const { return status_; }
+  const ScoreResponse& response() const { return response_; }
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;
+  grpc::Status status_;
+  ScoreResponse response_;
+  absl::Notification done_;
+  std::thread thread_;
+};
+
+bool IsNotStarted(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         absl::StrContains(status.error_message(), "not started");
+}
+
+TEST_F(ScoringServiceTest, HeldCallIsParkedThenAnsweredNotStartedOnRelease) {
+  gate_.Hold();
+  PendingScore held(*stub_, Valid("held"), absl::Seconds(60));
+  // A gate that let it through would answer within milliseconds.
+  EXPECT_FALSE(held.AwaitDone(absl::Milliseconds(500)));
+  EXPECT_EQ(observer_.started(), 0);
+  EXPECT_EQ(gate_.admitted_in_flight(), 0);
+
+  gate_.Release();
+  ASSERT_TRUE(held.AwaitDone(kWait));
+  EXPECT_TRUE(IsNotStarted(held.status()))
+      << held.status().error_code() << ": " << held.status().error_message();
+  EXPECT_EQ(observer_.started(), 0);
+  EXPECT_EQ(gate_.refused(), 1);
+
+  // Released: a new call is answered at once, still without starting.
+  PendingScore late(*stub_, Valid("late"), absl::Seconds(60));
+  ASSERT_TRUE(late.AwaitDone(kWait));
+  EXPECT_TRUE(IsNotStarted(late.status())) << late.status().error_message();
+  EXPECT_EQ(observer_.started(), 0);
+}
+
+TEST_F(ScoringServiceTest, AdmittedCallsFinishNormallyWhileNewOnesAreHeld) {
+  fake_->Hold();
+  PendingScore admitted(*stub_, Valid("admitted"), absl::Seconds(60));
+  ASSERT_TRUE(observer_.AwaitStarted(1, kWait));
+  EXPECT_EQ(gate_.admitted_in_flight(), 1);
+
+  gate_.Hold();
+  PendingScore held(*stub_, Valid("held"), absl::Seconds(60));
+  fake_->Release();
+  ASSERT_TRUE(admitted.AwaitDone(kWait));
+  EXPECT_TRUE(admitted.status().ok()) << admitted.status().error_message();
+  EXPECT_FLOAT_EQ(admitted.response().score(), 0.003f);
+  // The reactor is done a moment after the client has its answer.
+  for (absl::Time give_up = absl::Now() + kWait;
+       gate_.admitted_in_flight() > 0 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(gate_.admitted_in_flight(), 0);
+  EXPECT_FALSE(held.AwaitDone(absl::Milliseconds(200)));
+
+  gate_.Release();
+  ASSERT_TRUE(held.AwaitDone(kWait));
+  EXPECT_TRUE(IsNotStarted(held.status())) << held.status().error_message();
+  EXPECT_EQ(observer_.started(), 1);
+}
+
+TEST_F(ScoringServiceTest, ParkedCallNearItsDeadlineIsAnsweredBeforeIt) {
+  gate_.Hold();
+  const absl::Time sent = absl::Now();
+  PendingScore held(*stub_, Valid("short"), absl::Milliseconds(400));
+  // As the server's drain loop does: answer what is within 100 ms of its
+  // deadline.
+  while (!held.AwaitDone(absl::Milliseconds(5))) {
+    gate_.ReleaseExpiring(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(IsNotStarted(held.status()))
+      << held.status().error_code() << ": " << held.status().error_message();
+  // Answered inside the margin, not at the 400 ms deadline.
+  EXPECT_LT(absl::Now() - sent, absl::Milliseconds(390));
+  EXPECT_EQ(gate_.refused(), 1);
+}
+
+TEST_F(ScoringServiceTest, ParkedCallTheClientCancelsIsFinishedAtOnce) {
+  gate_.Hold();
+  PendingScore held(*stub_, Valid("gone"), absl::Seconds(60));
+  EXPECT_FALSE(held.AwaitDone(absl::Milliseconds(200)));
+  held.Cancel();
+  ASSERT_TRUE(held.AwaitDone(kWait));
+  EXPECT_EQ(held.status().error_code(), grpc::StatusCode::CANCELLED);
+  // The server finished the parked call on the cancel (not counted as a
+  // refusal): shutting down does not wait for it.
+  EXPECT_EQ(gate_.refused(), 0);
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
 }  // namespace

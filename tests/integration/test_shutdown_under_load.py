@@ -1,0 +1,115 @@
+"""SIGTERM while clients keep sending, on the native and the v2 API.
+
+gRPC cancels calls that reach the server once its Shutdown has begun; the
+server first parks new calls until every client's calls are answered or
+parked (server/api/call_gate.h), so every call ends OK, or UNAVAILABLE
+"not started" (safe to retry), and never CANCELLED."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+import harness
+import v2_support
+
+BENCH_BIN = os.environ.get(
+    "FUSION_BENCH_BIN", os.path.join(harness.REPO_ROOT, "build", "client", "fusion-bench"))
+
+
+def _start(tmp_path, *extra):
+    srv = harness.ServerProcess(log_dir=str(tmp_path),
+                                extra_args=["--shutdown_timeout=30s", *extra])
+    harness.call_or_fail(srv.start)
+    return srv
+
+
+@pytest.mark.parametrize("protocol", ["native", "v2", "native,v2"])
+def test_sigterm_while_clients_keep_sending_never_cancels(protocol, tmp_path):
+    """A closed-loop generator keeps 100 calls in flight through the signal
+    until the server is gone: every call is OK or UNAVAILABLE, none
+    CANCELLED or anything else."""
+    if not os.access(BENCH_BIN, os.X_OK):
+        pytest.fail(f"fusion-bench not built at {BENCH_BIN} (build it or set FUSION_BENCH_BIN)")
+    srv = _start(tmp_path)
+    report = tmp_path / "bench.json"
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    bench = subprocess.Popen(
+        [BENCH_BIN, f"--target={srv.grpc_address}", f"--protocol={protocol}",
+         "--concurrency=100", "--duration=6s", "--warmup=0s", f"--json={report}"],
+        cwd=harness.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        time.sleep(2.5)  # well into the run: every slot busy
+        srv.proc.send_signal(signal.SIGTERM)
+        exit_code = srv.wait(timeout=40)
+        out, _ = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+    totals = json.loads(report.read_text())["totals"]
+    errors = totals.get("errors", {})
+    harness.observe(f"sigterm_under_load_{protocol}", totals)
+    assert exit_code == 0, f"exit code {exit_code}\n{srv.log_tail()}"
+    assert totals["ok"] > 100, f"the load never ran: {totals}\n{out}"
+    unexpected = {code: n for code, n in errors.items() if code != "UNAVAILABLE"}
+    assert not unexpected, (f"calls ended {unexpected} across SIGTERM (only OK and "
+                            f"UNAVAILABLE are retry-safe)\n{out}\n{srv.log_tail()}")
+    held = [line for line in srv.log_tail(200).splitlines() if "held calls" in line]
+    assert held, f"the server did not report its held calls\n{srv.log_tail()}"
+
+
+def test_sigterm_with_300_in_flight_on_both_apis_answers_every_one(stubs, golden, tmp_path):
+    """150 native and 150 v2 calls in flight at the signal: all computed."""
+    v2 = v2_support.generate_v2_stubs(str(tmp_path / "v2stubs"))
+    srv = _start(tmp_path)
+    channel = grpc.insecure_channel(srv.grpc_address)
+    grpc.channel_ready_future(channel).result(timeout=10)
+    native_stub = stubs.scoring_pb2_grpc.ScoringServiceStub(channel)
+    v2_stub = v2.pb2_grpc.GRPCInferenceServiceStub(channel)
+
+    outcomes = {"native": [], "v2": []}
+    lock = threading.Lock()
+    first_answers = threading.Event()
+
+    def recorder(api):
+        def record(future):
+            try:
+                future.result()
+                outcome = "OK"
+            except grpc.RpcError as error:
+                outcome = error.code().name
+            with lock:
+                outcomes[api].append(outcome)
+                if sum(len(o) for o in outcomes.values()) >= 60:
+                    first_answers.set()
+        return record
+
+    per_api = 150
+    for i in range(per_api):  # all sent at once: 300 in flight
+        g = golden[i % len(golden)]
+        native = harness.request_from_golden(stubs, g, request_id=f"n-{i}", attention=2)
+        native_stub.Score.future(native, timeout=60).add_done_callback(recorder("native"))
+        request = v2_support.to_grpc(v2, v2_support.request_from_golden([g]))
+        v2_stub.ModelInfer.future(request, timeout=60).add_done_callback(recorder("v2"))
+    assert first_answers.wait(60), "the first answers never came"
+    srv.proc.send_signal(signal.SIGTERM)
+    exit_code = srv.wait(timeout=40)
+    give_up = time.monotonic() + 20
+    while sum(len(o) for o in outcomes.values()) < 2 * per_api and time.monotonic() < give_up:
+        time.sleep(0.05)
+    channel.close()
+
+    assert exit_code == 0, f"exit code {exit_code}\n{srv.log_tail()}"
+    for api, got in outcomes.items():
+        assert len(got) == per_api, f"{api}: {per_api - len(got)} calls never answered"
+        # Everything sent before SIGTERM was accepted, so it is computed.
+        assert got.count("OK") == per_api, (
+            f"{api}: outcomes {sorted(set(got))}, {got.count('OK')} OK\n{srv.log_tail()}")
