@@ -44,6 +44,11 @@ constexpr absl::Duration kHoldPoll = absl::Milliseconds(1);
 // parked calls: long enough for the GOAWAY to reach the clients first, so
 // that their next calls go elsewhere instead of racing the shutdown.
 constexpr absl::Duration kGoawayLead = absl::Milliseconds(100);
+// Streams still open this long before the shutdown deadline are ended by
+// the server, UNAVAILABLE once what they read is answered, instead of being
+// cancelled by gRPC at the deadline.
+constexpr absl::Duration kStreamCloseLead = absl::Seconds(1);
+constexpr absl::Duration kStreamPoll = absl::Milliseconds(10);
 
 absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
   if (name == "auto") return runtime::DevicePreference::kAuto;
@@ -436,7 +441,18 @@ void ServerApp::Drain() {
   absl::SleepFor(kGoawayLead);
   state_.StartDraining();  // stream messages and HTTP: UNAVAILABLE from now
   gate_.Release();
+  const absl::Time close_streams =
+      deadline - std::min(kStreamCloseLead, options_.shutdown_timeout / 2);
+  while (gate_.streams()->count() > 0 && absl::Now() < close_streams) {
+    absl::SleepFor(kStreamPoll);
+  }
+  const int64_t streams_closed = gate_.streams()->count();
+  gate_.streams()->CloseAll();
   shutdown.join();
+  if (streams_closed > 0) {
+    Log(LogLevel::kInfo, "ended ", streams_closed,
+        " open streams UNAVAILABLE at the shutdown deadline");
+  }
   Log(LogLevel::kInfo, "answered ", gate_.refused(),
       " held calls UNAVAILABLE (not started), ", held_while_admitted_finished,
       " of them before shutdown (near their deadline)");

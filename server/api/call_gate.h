@@ -16,6 +16,9 @@
 //
 // A parked call whose deadline comes near is answered UNAVAILABLE early
 // (ReleaseExpiring), so holding never turns into DEADLINE_EXCEEDED.
+// Streams are not held (messages on an open stream start no new call); the
+// gate keeps the set of open ones, for shutdown to end those whose clients
+// never half-close.
 // Thread-safety: every method may be called from any thread. The gate must
 // outlive the gRPC server whose calls it admits.
 #ifndef FUSION_SERVER_API_CALL_GATE_H_
@@ -29,6 +32,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/api/stream_reactor.h"
 
 namespace fusion::api {
 
@@ -55,6 +59,8 @@ class CallGate {
   // Calls answered UNAVAILABLE by the gate so far.
   int64_t refused() const;
 
+  OpenStreams* streams() { return &streams_; }
+
  private:
   class Reactor;
   enum class Phase { kOpen, kHolding, kReleased };
@@ -70,6 +76,7 @@ class CallGate {
   int64_t admitted_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  OpenStreams streams_;
 };
 
 }  // namespace fusion::api

@@ -166,7 +166,7 @@ ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
             });
         if (!submitted.ok()) (*shared)(submitted);
       },
-      kMaxInFlightPerStream);
+      kMaxInFlightPerStream, gate_->streams());
 }
 
 grpc::ServerUnaryReactor* ScoringServiceImpl::GetModelMetadata(

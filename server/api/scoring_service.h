@@ -57,7 +57,7 @@ class ScoringServiceImpl final : public ScoringServiceBase {
   using UnroutedFn = api::UnroutedFn;
 
   // `state` and `gate` must outlive the service; `gate` admits every unary
-  // call (streams are not gated: see call_gate.h). `on_unrouted` may be
+  // call and tracks the open streams (call_gate.h). `on_unrouted` may be
   // empty.
   ScoringServiceImpl(const serving::ServingState* state, CallGate* gate,
                      UnroutedFn on_unrouted = nullptr)

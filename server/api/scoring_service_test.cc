@@ -407,5 +407,62 @@ TEST_F(ScoringServiceTest, ParkedCallTheClientCancelsIsFinishedAtOnce) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+TEST_F(ScoringServiceTest, ClosedStreamAnswersWhatItReadThenEndsUnavailable) {
+  fake_->Hold();
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto stream = stub_->ScoreStream(&context);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(stream->Write(Valid(absl::StrCat("r", i))));
+  }
+  ASSERT_TRUE(observer_.AwaitStarted(3, kWait));
+  EXPECT_EQ(gate_.streams()->count(), 1);
+
+  // The client never half-closes; the server ends the stream.
+  gate_.streams()->CloseAll();
+  fake_->Release();
+  std::vector<std::string> answered;
+  ScoreResponse response;
+  while (stream->Read(&response)) {
+    EXPECT_FALSE(response.has_error()) << response.error().message();
+    answered.push_back(response.request_id());
+  }
+  std::sort(answered.begin(), answered.end());
+  EXPECT_EQ(answered, (std::vector<std::string>{"r0", "r1", "r2"}));
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(IsNotStarted(status))
+      << status.error_code() << ": " << status.error_message();
+  EXPECT_EQ(observer_.started(), 3);
+  for (absl::Time give_up = absl::Now() + kWait;
+       gate_.streams()->count() > 0 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(gate_.streams()->count(), 0);
+}
+
+TEST_F(ScoringServiceTest, IdleStreamEndsAtOnceAndLaterStreamsAreRefused) {
+  grpc::ClientContext idle_context;
+  SetDeadline(idle_context);
+  auto idle = stub_->ScoreStream(&idle_context);
+  ASSERT_TRUE(idle->Write(Valid("before")));
+  ScoreResponse response;
+  ASSERT_TRUE(idle->Read(&response));
+  EXPECT_FLOAT_EQ(response.score(), 0.003f);
+
+  gate_.streams()->CloseAll();
+  EXPECT_FALSE(idle->Read(&response));
+  const grpc::Status idle_status = idle->Finish();
+  EXPECT_TRUE(IsNotStarted(idle_status)) << idle_status.error_message();
+
+  grpc::ClientContext late_context;
+  SetDeadline(late_context);
+  auto late = stub_->ScoreStream(&late_context);
+  late->Write(Valid("after"));  // may fail: the stream is already over
+  EXPECT_FALSE(late->Read(&response));
+  const grpc::Status late_status = late->Finish();
+  EXPECT_TRUE(IsNotStarted(late_status)) << late_status.error_message();
+  EXPECT_EQ(observer_.started(), 1);
+}
+
 }  // namespace
 }  // namespace fusion::api

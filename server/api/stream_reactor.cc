@@ -1,35 +1,76 @@
 #include "server/api/stream_reactor.h"
 
 #include <deque>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 
 namespace fusion::api {
 namespace {
 
+const grpc::Status& ShuttingDown() {
+  static const grpc::Status* status = new grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      "server is shutting down; requests without a response were not "
+      "started (safe to retry)");
+  return *status;
+}
+
 class StreamReactor final
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public OpenStreams::Stream {
  public:
-  StreamReactor(StreamHandler handle, int max_in_flight)
-      : handle_(std::move(handle)), max_in_flight_(max_in_flight) {
+  StreamReactor(StreamHandler handle, int max_in_flight, OpenStreams* open)
+      : handle_(std::move(handle)), max_in_flight_(max_in_flight), open_(open) {
+    if (open_ != nullptr && !open_->Add(this)) {
+      open_ = nullptr;
+      Finish(ShuttingDown());
+      return;
+    }
     StartRead(&request_);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed, or the stream broke
-      bool finish;
-      {
-        absl::MutexLock lock(&mu_);
-        reads_done_ = true;
-        finish = ShouldFinishLocked();
-      }
-      if (finish) Finish(grpc::Status::OK);
-      return;
-    }
+  // Stops reading; the stream ends once what was read is answered. A read
+  // in flight completes with !ok once the stream is finished.
+  bool BeginClose() override {
+    absl::MutexLock lock(&mu_);
+    if (reads_done_) return false;  // ends by itself
+    reads_done_ = true;
+    end_status_ = ShuttingDown();
+    close_now_ = FinishStatusLocked();
+    return close_now_.has_value();
+  }
+  // Alive until here: nothing else finishes it once BeginClose said so.
+  void FinishClose() override {
+    std::optional<grpc::Status> status;
     {
       absl::MutexLock lock(&mu_);
-      ++outstanding_;
+      status.swap(close_now_);
+    }
+    Finish(*status);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::optional<grpc::Status> finish;
+    bool closed;
+    {
+      absl::MutexLock lock(&mu_);
+      // !ok: the client half-closed, or the stream broke or was finished.
+      // A message read after CloseAll is dropped: not started, as the end
+      // status says.
+      closed = !ok || reads_done_;
+      if (closed) {
+        reads_done_ = true;
+        finish = FinishStatusLocked();
+      } else {
+        ++outstanding_;
+      }
+    }
+    if (closed) {
+      if (finish) Finish(*finish);
+      return;
     }
     handle_(request_, [this](grpc::ByteBuffer response) {
       OnResponse(std::move(response));
@@ -38,7 +79,7 @@ class StreamReactor final
     bool read_more;
     {
       absl::MutexLock lock(&mu_);
-      read_more = outstanding_ < max_in_flight_;
+      read_more = !reads_done_ && outstanding_ < max_in_flight_;
       read_paused_ = !read_more;
     }
     if (read_more) StartRead(&request_);
@@ -46,7 +87,7 @@ class StreamReactor final
 
   void OnWriteDone(bool ok) override {
     const grpc::ByteBuffer* next = nullptr;
-    bool finish;
+    std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
       writes_.pop_front();
@@ -59,18 +100,22 @@ class StreamReactor final
       } else {
         writing_ = false;
       }
-      finish = ShouldFinishLocked();
+      finish = FinishStatusLocked();
     }
     if (next != nullptr) StartWrite(next);
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) Finish(*finish);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (open_ != nullptr) open_->Remove(this);
+    delete this;
+  }
 
  private:
   void OnResponse(grpc::ByteBuffer response) {
     const grpc::ByteBuffer* write = nullptr;
-    bool resume_reading = false, finish;
+    bool resume_reading = false;
+    std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
       --outstanding_;
@@ -85,22 +130,27 @@ class StreamReactor final
         read_paused_ = false;
         resume_reading = true;
       }
-      finish = ShouldFinishLocked();
+      finish = FinishStatusLocked();
     }
     if (write != nullptr) StartWrite(write);
     if (resume_reading) StartRead(&request_);
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) Finish(*finish);
   }
 
-  // True exactly once: when nothing can be read, computed or written.
-  bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || outstanding_ > 0 || writing_) return false;
+  // The status to finish with, exactly once: when nothing can be read,
+  // computed or written.
+  std::optional<grpc::Status> FinishStatusLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || outstanding_ > 0 || writing_) {
+      return std::nullopt;
+    }
     finished_ = true;
-    return true;
+    return end_status_;
   }
 
   const StreamHandler handle_;
   const int max_in_flight_;
+  OpenStreams* open_;
   grpc::ByteBuffer request_;  // target of the one read in flight
   absl::Mutex mu_;
   // deque: elements stay put while their write is in flight.
@@ -111,13 +161,49 @@ class StreamReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // OK, or UNAVAILABLE once closed by CloseAll.
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_) = grpc::Status::OK;
+  // Set by BeginClose for FinishClose.
+  std::optional<grpc::Status> close_now_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
+void OpenStreams::CloseAll() {
+  std::vector<Stream*> idle;
+  {
+    // A stream leaves the set (Remove) before it is deleted, so every one
+    // in it is alive here.
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    for (Stream* stream : streams_) {
+      if (stream->BeginClose()) idle.push_back(stream);
+    }
+  }
+  // Finishing may run callbacks inline: not under the lock.
+  for (Stream* stream : idle) stream->FinishClose();
+}
+
+int64_t OpenStreams::count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(streams_.size());
+}
+
+bool OpenStreams::Add(Stream* stream) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  streams_.insert(stream);
+  return true;
+}
+
+void OpenStreams::Remove(Stream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+}
+
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* NewStreamReactor(
-    StreamHandler handle, int max_in_flight) {
-  return new StreamReactor(std::move(handle), max_in_flight);
+    StreamHandler handle, int max_in_flight, OpenStreams* open) {
+  return new StreamReactor(std::move(handle), max_in_flight, open);
 }
 
 }  // namespace fusion::api

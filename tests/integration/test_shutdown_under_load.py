@@ -113,3 +113,46 @@ def test_sigterm_with_300_in_flight_on_both_apis_answers_every_one(stubs, golden
         # Everything sent before SIGTERM was accepted, so it is computed.
         assert got.count("OK") == per_api, (
             f"{api}: outcomes {sorted(set(got))}, {got.count('OK')} OK\n{srv.log_tail()}")
+
+
+def test_stream_never_half_closed_is_ended_unavailable_before_the_deadline(stubs, golden,
+                                                                          tmp_path):
+    """A client that keeps its ScoreStream open through SIGTERM: the server
+    answers what it read, then ends the stream UNAVAILABLE shortly before
+    --shutdown_timeout, instead of gRPC cancelling it at the deadline."""
+    srv = _start(tmp_path, "--shutdown_timeout=4s")
+    stop_sending = threading.Event()
+
+    def requests():
+        i = 0
+        while not stop_sending.is_set():
+            yield harness.request_from_golden(stubs, golden[i % len(golden)],
+                                              request_id=f"s-{i}")
+            i += 1
+            time.sleep(0.005)
+
+    channel = grpc.insecure_channel(srv.grpc_address)
+    call = stubs.scoring_pb2_grpc.ScoringServiceStub(channel).ScoreStream(
+        requests(), timeout=60)
+    answers = {"ok": 0, "error": 0}
+    signalled_at = None
+    try:
+        for response in call:
+            answers["error" if response.HasField("error") else "ok"] += 1
+            if signalled_at is None and answers["ok"] >= 50:
+                srv.proc.send_signal(signal.SIGTERM)
+                signalled_at = time.monotonic()
+        code, details = call.code(), call.details()
+    except grpc.RpcError as error:
+        code, details = error.code(), error.details()
+    ended_after = time.monotonic() - signalled_at
+    stop_sending.set()
+    exit_code = srv.wait(timeout=30)
+    channel.close()
+    harness.observe("stream_closed_at_deadline", {"answers": answers,
+                                                  "ended_after_s": round(ended_after, 2)})
+    assert code == grpc.StatusCode.UNAVAILABLE and "not started" in details, (code, details)
+    # Ended by the server ~1 s before the 4 s deadline, not cancelled at it.
+    assert 2.0 <= ended_after < 4.0, ended_after
+    assert exit_code == 0, f"exit code {exit_code}\n{srv.log_tail()}"
+    assert "open streams UNAVAILABLE" in srv.log_tail(200), srv.log_tail()

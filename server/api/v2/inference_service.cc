@@ -172,7 +172,7 @@ InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
             request, Deadline(*context),
             [context] { return context->IsCancelled(); }, std::move(answer));
       },
-      kMaxInFlightPerStream);
+      kMaxInFlightPerStream, gate_->streams());
 }
 
 }  // namespace fusion::api::v2

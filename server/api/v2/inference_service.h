@@ -35,7 +35,7 @@ class InferenceServiceImpl final : public InferenceServiceBase {
   static constexpr int kMaxInFlightPerStream = 512;
 
   // `core` and `gate` must outlive the service; `gate` admits every unary
-  // call (streams are not gated: see call_gate.h).
+  // call and tracks the open streams (call_gate.h).
   InferenceServiceImpl(const InferenceCore* core, CallGate* gate)
       : core_(core), gate_(gate) {}
 
