@@ -1,7 +1,8 @@
 #include "server/api/call_gate.h"
 
-#include <chrono>
 #include <vector>
+
+#include "server/api/rpc_deadline.h"
 
 namespace fusion::api {
 namespace {
@@ -11,13 +12,6 @@ const grpc::Status& NotStarted() {
       grpc::StatusCode::UNAVAILABLE,
       "server is shutting down; the request was not started (safe to retry)");
   return *status;
-}
-
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  return deadline == std::chrono::system_clock::time_point::max()
-             ? absl::InfiniteFuture()
-             : absl::FromChrono(deadline);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "server/api/scoring_service.h"
 
-#include <chrono>
 #include <deque>
 #include <memory>
 #include <utility>
@@ -11,6 +10,7 @@
 #include "server/api/request_outcome.h"
 #include "server/api/request_validation.h"
 #include "server/api/response_builder.h"
+#include "server/api/rpc_deadline.h"
 #include "server/api/status_mapping.h"
 #include "server/api/stream_reactor.h"
 
@@ -102,12 +102,8 @@ absl::Status SubmitScoreRequest(const serving::ServingState& state,
 absl::Status ScoringServiceImpl::SubmitScore(
     grpc::CallbackServerContext* context, const ScoreRequest& request,
     RespondFn respond) {
-  const auto deadline = context->deadline();
   return SubmitScoreRequest(
-      *state_, request,
-      deadline == std::chrono::system_clock::time_point::max()
-          ? absl::InfiniteFuture()
-          : absl::FromChrono(deadline),
+      *state_, request, DeadlineOf(*context),
       [context] { return context->IsCancelled(); }, std::move(respond),
       on_unrouted_);
 }

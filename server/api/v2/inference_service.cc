@@ -1,9 +1,9 @@
 #include "server/api/v2/inference_service.h"
 
-#include <chrono>
 #include <utility>
 
 #include "server/api/byte_buffer_codec.h"
+#include "server/api/rpc_deadline.h"
 #include "server/api/status_mapping.h"
 #include "server/api/stream_reactor.h"
 
@@ -18,13 +18,6 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, ModelInferRequest& request) {
   return absl::InvalidArgumentError(
       "ModelInferRequest does not parse: malformed protobuf, or a string "
       "field that is not valid UTF-8");
-}
-
-absl::Time Deadline(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  return deadline == std::chrono::system_clock::time_point::max()
-             ? absl::InfiniteFuture()
-             : absl::FromChrono(deadline);
 }
 
 }  // namespace
@@ -134,7 +127,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(
       return;
     }
     core_->Infer(
-        request, Deadline(*context),
+        request, DeadlineOf(*context),
         [context] { return context->IsCancelled(); },
         [reactor, response_bytes](absl::StatusOr<ModelInferResponse> result) {
           if (result.ok()) *response_bytes = ToByteBuffer(*result);
@@ -169,7 +162,7 @@ InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
         };
         if (!parsed.ok()) return answer(parsed);
         core_->Infer(
-            request, Deadline(*context),
+            request, DeadlineOf(*context),
             [context] { return context->IsCancelled(); }, std::move(answer));
       },
       kMaxInFlightPerStream, gate_->streams());
