@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/unknown_field_set.h"
 
 namespace fusion::api {
 namespace {
@@ -12,6 +14,69 @@ using fusion::v1::ScoreRequest;
 
 absl::Status Invalid(const std::string& message) {
   return absl::InvalidArgumentError(message);
+}
+
+const char* WireTypeName(google::protobuf::UnknownField::Type type) {
+  switch (type) {
+    case google::protobuf::UnknownField::TYPE_VARINT:
+      return "varint";
+    case google::protobuf::UnknownField::TYPE_FIXED32:
+      return "fixed32";
+    case google::protobuf::UnknownField::TYPE_FIXED64:
+      return "fixed64";
+    case google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED:
+      return "length-delimited";
+    case google::protobuf::UnknownField::TYPE_GROUP:
+      return "group";
+  }
+  return "unknown";
+}
+
+// CheckWireTypes for `message`, whose path from the request is `path`
+// ("" for the request itself, else "inputs[0].contents." and the like).
+absl::Status CheckWireTypesAt(const google::protobuf::Message& message,
+                              const std::string& path) {
+  const google::protobuf::Descriptor& type = *message.GetDescriptor();
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  const google::protobuf::UnknownFieldSet& unknown =
+      reflection.GetUnknownFields(message);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    const google::protobuf::UnknownField& field = unknown.field(i);
+    const google::protobuf::FieldDescriptor* declared =
+        type.FindFieldByNumber(field.number());
+    if (declared == nullptr) continue;  // a newer client's field: ignored
+    return Invalid(absl::StrCat(path, declared->name(), ": field ",
+                                field.number(), " sent with wire type ",
+                                WireTypeName(field.type()), ", declared ",
+                                declared->type_name()));
+  }
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection.ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->cpp_type() !=
+            google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE ||
+        field->is_map()) {
+      continue;
+    }
+    if (!field->is_repeated()) {
+      if (absl::Status s =
+              CheckWireTypesAt(reflection.GetMessage(message, field),
+                               absl::StrCat(path, field->name(), "."));
+          !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+      if (absl::Status s =
+              CheckWireTypesAt(reflection.GetRepeatedMessage(message, field, i),
+                               absl::StrCat(path, field->name(), "[", i, "]."));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<runtime::AttentionDetail> ToAttention(int value) {
@@ -100,7 +165,7 @@ absl::Status FillFeatureMap(const ScoreRequest& request,
   for (const auto& [name, value] : request.features()) {
     auto index = signature.feature_index(name);
     if (!index) {
-      return Invalid(absl::StrCat("features['", name,
+      return Invalid(absl::StrCat("features['", QuoteClientText(name),
                                   "']: unknown feature (see GetModelMetadata "
                                   "for the model's features)"));
     }
@@ -148,8 +213,23 @@ absl::Status FillFeatures(const ScoreRequest& request,
 
 }  // namespace
 
+absl::Status CheckWireTypes(const google::protobuf::Message& message) {
+  return CheckWireTypesAt(message, "");
+}
+
+std::string QuoteClientText(absl::string_view text) {
+  if (text.size() <= kMaxQuotedBytes) return std::string(text);
+  size_t end = kMaxQuotedBytes;
+  // Back up over UTF-8 continuation bytes (10xxxxxx) to a character start.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return absl::StrCat(text.substr(0, end), "...(", text.size(), " bytes)");
+}
+
 absl::StatusOr<ValidatedRequest> ValidateScoreRequest(
     const ScoreRequest& request, const ModelSignature& signature) {
+  if (absl::Status s = CheckWireTypes(request); !s.ok()) return s;
   ValidatedRequest out;
   auto attention = ToAttention(request.attention());
   if (!attention.ok()) return attention.status();

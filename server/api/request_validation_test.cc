@@ -305,5 +305,101 @@ TEST(ValidateScoreRequestTest, LowestPriorityLevelPasses) {
   EXPECT_TRUE(validated.ok()) << validated.status();
 }
 
+// Hand-written wire bytes: a tag (field number, wire type) and its value.
+std::string Tag(int number, int wire_type) {
+  return std::string(1, static_cast<char>(number << 3 | wire_type));
+}
+std::string LengthDelimited(int number, const std::string& bytes) {
+  return Tag(number, 2) + static_cast<char>(bytes.size()) + bytes;
+}
+
+// The required features and token ids, as wire bytes: a valid request.
+std::string ValidRequestBytes() {
+  std::string bytes;
+  EXPECT_TRUE(
+      Parse("token_ids: [2, 4, 3] " + kFeatures).SerializeToString(&bytes));
+  return bytes;
+}
+
+absl::StatusOr<ValidatedRequest> ValidateBytes(const std::string& bytes) {
+  ScoreRequest request;
+  EXPECT_TRUE(request.ParseFromString(bytes));
+  TestModel model;
+  return ValidateScoreRequest(request, model.signature());
+}
+
+TEST(CheckWireTypesTest, UnknownFieldNumbersAreIgnored) {
+  // Field 1000 as a varint, field 99 length-delimited: a newer client's.
+  const std::string bytes =
+      ValidRequestBytes() + "\xC0\x3E\x05" + LengthDelimited(99, "future");
+  auto validated = ValidateBytes(bytes);
+  ASSERT_TRUE(validated.ok()) << validated.status();
+  EXPECT_EQ(validated->input.token_ids, (std::vector<int32_t>{2, 4, 3}));
+}
+
+TEST(CheckWireTypesTest, DeclaredFieldWithAnotherWireTypeIsRejected) {
+  // text (field 4, a string) sent as a varint: protobuf would leave it unset.
+  auto validated = ValidateBytes(ValidRequestBytes() + Tag(4, 0) + "\x07");
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(validated.status().message(),
+            "text: field 4 sent with wire type varint, declared string");
+  // priority (field 9, a varint) sent length-delimited.
+  validated = ValidateBytes(ValidRequestBytes() + LengthDelimited(9, "\x01"));
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.status().message(),
+            "priority: field 9 sent with wire type length-delimited, declared "
+            "uint32");
+}
+
+TEST(CheckWireTypesTest, UnpackedRepeatedFieldIsNotAWireTypeError) {
+  // token_ids arrive packed; one more as a lone varint is the unpacked form.
+  auto validated = ValidateBytes(ValidRequestBytes() + Tag(5, 0) + "\x04");
+  ASSERT_TRUE(validated.ok()) << validated.status();
+  EXPECT_EQ(validated->input.token_ids, (std::vector<int32_t>{2, 4, 3, 4}));
+}
+
+TEST(CheckWireTypesTest, NamesThePathOfANestedMessage) {
+  // ModelConfig.tokenizer (a message) whose max_chars_per_word (field 8, an
+  // int32) came length-delimited.
+  fusion::v1::ModelConfig config;
+  ASSERT_TRUE(
+      config.ParseFromString(LengthDelimited(9, LengthDelimited(8, "x"))));
+  absl::Status status = CheckWireTypes(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(status.message(), "tokenizer."))
+      << status.message();
+}
+
+TEST(QuoteClientTextTest, ShortTextIsKept) {
+  EXPECT_EQ(QuoteClientText("amount"), "amount");
+  EXPECT_EQ(QuoteClientText(std::string(kMaxQuotedBytes, 'a')),
+            std::string(kMaxQuotedBytes, 'a'));
+}
+
+TEST(QuoteClientTextTest, LongTextIsCutAtACharacterAndSized) {
+  EXPECT_EQ(QuoteClientText(std::string(100000, 'a')),
+            std::string(kMaxQuotedBytes, 'a') + "...(100000 bytes)");
+  // U+00E9 is two bytes: the cut never splits one.
+  std::string e_acute;
+  for (int i = 0; i < 50; ++i) e_acute += "\xC3\xA9";
+  const std::string quoted = QuoteClientText("a" + e_acute);
+  EXPECT_EQ(quoted,
+            "a" + e_acute.substr(0, kMaxQuotedBytes - 2) + "...(101 bytes)");
+}
+
+TEST(ValidateScoreRequestTest, UnknownFeatureWithAHugeNameIsQuotedShort) {
+  ScoreRequest request = Parse("text: 'hello' " + kFeatures);
+  (*request.mutable_features())[std::string(1 << 20, 'x')] = 1.0f;
+  TestModel model;
+  auto validated = ValidateScoreRequest(request, model.signature());
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(validated.status().message().size(), 200u);
+  EXPECT_TRUE(absl::StrContains(validated.status().message(),
+                                "...(1048576 bytes)']: unknown feature"))
+      << validated.status().message();
+}
+
 }  // namespace
 }  // namespace fusion::api

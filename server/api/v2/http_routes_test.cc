@@ -290,6 +290,70 @@ TEST_F(HttpRoutesTest, InferErrors) {
   EXPECT_FALSE(ErrorOf(res).empty());
 }
 
+// What the core refuses before a row becomes a native request: each error
+// names the parameter or the tensor and row, in the request's own terms.
+TEST_F(HttpRoutesTest, InferRefusesParametersAndIdRowsNamingThem) {
+  const std::string features =
+      R"({"name": "FEATURES", "datatype": "FP32", "shape": [1, 2],
+          "data": [1, 2]})";
+  const std::string text =
+      R"({"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": ["hello"]})";
+  const auto infer = [&](const std::string& parameters,
+                         const std::string& input) {
+    return Post("/v2/models/m/infer",
+                absl::StrCat(R"({"parameters": )", parameters,
+                             R"(, "inputs": [)", input, ", ", features, "]}"));
+  };
+  const int levels = repo_->registry()
+                         .Find("m", "")
+                         .value()
+                         ->config()
+                         .batching()
+                         .priority_levels();
+  // Triton's priority: 1..levels, 0 the default; nothing negative.
+  auto res = infer(absl::StrCat(R"({"priority": )", levels, "}"), text);
+  EXPECT_EQ(res->status, 200) << res->body;
+  res = infer(absl::StrCat(R"({"priority": )", levels + 1, "}"), text);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ErrorOf(res),
+            absl::StrCat("parameters['priority']: ", levels + 1,
+                         " is beyond the model's ", levels,
+                         " levels (1 is the highest, 0 the default)"));
+  res = infer(R"({"priority": -1})", text);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ErrorOf(res),
+            "parameters['priority']: expected a non-negative integer");
+  res = infer(R"({"timeout": -5})", text);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ErrorOf(res),
+            "parameters['timeout']: expected a non-negative integer");
+
+  // INPUT_IDS: a row with no ids, an id past int32.
+  res = infer("{}", R"({"name": "INPUT_IDS", "datatype": "INT64",
+                       "shape": [1, 0], "data": []})");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ErrorOf(res).rfind("INPUT_IDS row 0: no ids (L is 0)", 0), 0u)
+      << res->body;
+  res = infer("{}", R"({"name": "INPUT_IDS", "datatype": "INT64",
+                       "shape": [1, 3], "data": [2, 1099511627776, 3]})");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ErrorOf(res).rfind(
+                "INPUT_IDS row 0: id 1099511627776 at column 1 is outside "
+                "the vocabulary [0, ",
+                0),
+            0u)
+      << res->body;
+
+  // A long input name is quoted short.
+  res = infer("{}", absl::StrCat(R"({"name": ")", std::string(3000, 'n'),
+                                 R"(", "datatype": "FP32", "shape": [1],
+                                 "data": [1]})"));
+  EXPECT_EQ(res->status, 400);
+  EXPECT_LT(ErrorOf(res).size(), 300u);
+  EXPECT_NE(ErrorOf(res).find("...(3000 bytes)'"), std::string::npos)
+      << ErrorOf(res);
+}
+
 TEST_F(HttpRoutesTest, UnknownPathsAnswerJson) {
   auto res = Get("/v2/nothing/here");
   ASSERT_TRUE(res);

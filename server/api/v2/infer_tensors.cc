@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/request_validation.h"
 
 namespace fusion::api::v2 {
 namespace {
@@ -52,8 +53,9 @@ absl::StatusOr<InputTensor> InputTensor::Make(
   const std::string& name = tensor.name();
   const std::string& datatype = tensor.datatype();
   if (datatype != "BYTES" && ElementBytes(datatype) == 0) {
-    return Invalid(name, absl::StrCat("unsupported datatype '", datatype,
-                                      "' (BYTES, INT32, INT64, FP32)"));
+    return Invalid(
+        name, absl::StrCat("unsupported datatype '", QuoteClientText(datatype),
+                           "' (BYTES, INT32, INT64, FP32)"));
   }
   InputTensor view;
   view.tensor_ = &tensor;

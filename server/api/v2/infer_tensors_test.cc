@@ -80,6 +80,9 @@ TEST(InputTensorTest, RejectsWhatDoesNotFitTheShapeNamingTheTensor) {
   std::vector<Case> cases = {
       {Make("FEATURES", "FP64", {1, 1}), std::nullopt,
        "FEATURES: unsupported datatype 'FP64'"},
+      {Make("FEATURES", std::string(1000, 'D'), {1, 1}), std::nullopt,
+       "FEATURES: unsupported datatype '" + std::string(64, 'D') +
+           "...(1000 bytes)' (BYTES, INT32, INT64, FP32)"},
       {Make("FEATURES", "FP32", {1, -1}), std::nullopt,
        "FEATURES: shape has a negative dimension"},
       {short_typed, std::nullopt,

@@ -62,10 +62,10 @@ absl::StatusOr<OutputPlan> PlanOutputs(const ModelInferRequest& request) {
     const bool attention = name == kTextToFeatures || name == kFeaturesToText;
     if (!attention && name != kProbabilities && name != kScore &&
         name != kTokenCount) {
-      return Invalid(absl::StrCat("outputs: unknown output '", name, "' (",
-                                  kProbabilities, ", ", kScore, ", ",
-                                  kTextToFeatures, ", ", kFeaturesToText, ", ",
-                                  kTokenCount, ")"));
+      return Invalid(absl::StrCat("outputs: unknown output '",
+                                  QuoteClientText(name), "' (", kProbabilities,
+                                  ", ", kScore, ", ", kTextToFeatures, ", ",
+                                  kFeaturesToText, ", ", kTokenCount, ")"));
     }
     OutputPlan::Output planned{name};
     if (auto it = output.parameters().find("attention");
@@ -102,7 +102,8 @@ absl::StatusOr<std::optional<int64_t>> IntParameter(
   if (it == request.parameters().end()) return std::nullopt;
   switch (it->second.parameter_choice_case()) {
     case inference::InferParameter::kInt64Param:
-      return it->second.int64_param();
+      if (it->second.int64_param() >= 0) return it->second.int64_param();
+      break;
     case inference::InferParameter::kUint64Param:
       if (it->second.uint64_param() <=
           static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -139,9 +140,10 @@ absl::StatusOr<Inputs> ReadInputs(const ModelInferRequest& request) {
     if (tensor.name() == kAttentionMask) slot = &inputs.mask;
     if (tensor.name() == kFeatures) slot = &inputs.features;
     if (slot == nullptr) {
-      return Invalid(absl::StrCat("inputs: unknown input '", tensor.name(),
-                                  "' (", kText, " or ", kInputIds, " [+ ",
-                                  kAttentionMask, "], and ", kFeatures, ")"));
+      return Invalid(absl::StrCat("inputs: unknown input '",
+                                  QuoteClientText(tensor.name()), "' (", kText,
+                                  " or ", kInputIds, " [+ ", kAttentionMask,
+                                  "], and ", kFeatures, ")"));
     }
     if (slot->has_value()) {
       return Invalid(absl::StrCat("inputs: '", tensor.name(), "' given twice"));
@@ -243,10 +245,14 @@ absl::StatusOr<int64_t> CheckShapes(const Inputs& in,
   return rows;
 }
 
-// Row `r` as a native request, so that both APIs validate alike.
-fusion::v1::ScoreRequest RowRequest(const Inputs& in, int64_t r,
-                                    int64_t features, const OutputPlan& plan,
-                                    int priority) {
+// Row `r` as a native request, so that both APIs validate alike. What the
+// native request cannot express (an id past int32, a row with no ids) is
+// refused here, naming INPUT_IDS and the row.
+absl::StatusOr<fusion::v1::ScoreRequest> RowRequest(const Inputs& in, int64_t r,
+                                                    int64_t features,
+                                                    const OutputPlan& plan,
+                                                    int priority,
+                                                    int32_t vocab_size) {
   fusion::v1::ScoreRequest row;
   if (in.text) {
     row.set_text(std::string(in.text->Bytes(r)));
@@ -256,12 +262,19 @@ fusion::v1::ScoreRequest RowRequest(const Inputs& in, int64_t r,
       const int64_t at = r * length + j;
       if (in.mask && in.mask->Int(at) == 0) continue;
       const int64_t id = in.ids->Int(at);
-      // Out of int32's range is out of every vocabulary: the validation
-      // names it (the cast keeps it negative, hence invalid).
-      row.add_token_ids(id < std::numeric_limits<int32_t>::min() ||
-                                id > std::numeric_limits<int32_t>::max()
-                            ? -1
-                            : static_cast<int32_t>(id));
+      if (id < std::numeric_limits<int32_t>::min() ||
+          id > std::numeric_limits<int32_t>::max()) {
+        return Invalid(
+            absl::StrCat(kInputIds, " row ", r, ": id ", id, " at column ", j,
+                         " is outside the vocabulary [0, ", vocab_size, ")"));
+      }
+      row.add_token_ids(static_cast<int32_t>(id));
+    }
+    if (row.token_ids().empty()) {
+      return Invalid(
+          absl::StrCat(kInputIds, " row ", r, ": no ids (L is 0",
+                       in.mask ? ", or the row's ATTENTION_MASK is all 0" : "",
+                       "); a row holds its [CLS] ... [SEP] ids"));
     }
   }
   for (int64_t f = 0; f < features; ++f) {
@@ -516,8 +529,16 @@ void InferenceCore::Infer(const ModelInferRequest& request, absl::Time deadline,
     call->done(std::move(status));
   };
 
+  if (absl::Status s = CheckWireTypes(request); !s.ok()) return refuse(s);
   auto priority = IntParameter(request, "priority");
   if (!priority.ok()) return refuse(priority.status());
+  // In Triton's terms here (1..N; 0 the default); rows check the level.
+  if (const int levels = model.config().batching().priority_levels();
+      priority->value_or(0) > levels) {
+    return refuse(Invalid(absl::StrCat(
+        "parameters['priority']: ", **priority, " is beyond the model's ",
+        levels, " levels (1 is the highest, 0 the default)")));
+  }
   auto timeout = IntParameter(request, "timeout");
   if (!timeout.ok()) return refuse(timeout.status());
   auto plan = PlanOutputs(request);
@@ -538,9 +559,11 @@ void InferenceCore::Infer(const ModelInferRequest& request, absl::Time deadline,
   std::vector<ValidatedRequest> validated;
   validated.reserve(*rows);
   for (int64_t r = 0; r < *rows; ++r) {
-    auto row = ValidateScoreRequest(
-        RowRequest(*inputs, r, config.features_size(), call->plan, level),
-        signature);
+    auto request_row =
+        RowRequest(*inputs, r, config.features_size(), call->plan, level,
+                   signature.tokenizer.vocab_size());
+    if (!request_row.ok()) return refuse(request_row.status());
+    auto row = ValidateScoreRequest(*request_row, signature);
     if (!row.ok()) {
       return refuse(Invalid(RowError(row.status().message(), r)));
     }
