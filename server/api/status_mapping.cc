@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
 namespace fusion::api {
 namespace {
 
@@ -46,11 +49,24 @@ grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
   }
 }
 
+std::string Bounded(absl::string_view message) {
+  if (message.size() <= kMaxStatusMessageBytes) return std::string(message);
+  const std::string tail =
+      absl::StrCat("... (", message.size(), "-byte message cut)");
+  size_t keep = kMaxStatusMessageBytes - tail.size();
+  // Back up over UTF-8 continuation bytes (10xxxxxx).
+  while (keep > 0 &&
+         (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) {
+    --keep;
+  }
+  return absl::StrCat(message.substr(0, keep), tail);
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
+  return grpc::Status(ToGrpcCode(status.code()), Bounded(status.message()));
 }
 
 }  // namespace fusion::api

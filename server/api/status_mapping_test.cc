@@ -92,5 +92,29 @@ TEST(StatusMappingTest, CodeOutsideAbslRangeIsUnknown) {
   EXPECT_EQ(status.error_message(), "odd");
 }
 
+TEST(StatusMappingTest, LongMessageIsCutAtAUtf8BoundaryAndSaysSo) {
+  // "model '" then 2-byte characters: the cut must not split one.
+  std::string name;
+  for (int i = 0; i < 40000; ++i) name += "\xC3\xA9";
+  const std::string message = "model '" + name + "' not found";
+  const grpc::Status status = ToGrpcStatus(absl::NotFoundError(message));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  const std::string& got = status.error_message();
+  EXPECT_LE(got.size(), kMaxStatusMessageBytes);
+  EXPECT_EQ(got.rfind("model '\xC3\xA9", 0), 0u) << got.substr(0, 20);
+  const std::string tail = "... (80018-byte message cut)";
+  ASSERT_GE(got.size(), tail.size());
+  EXPECT_EQ(got.substr(got.size() - tail.size()), tail);
+  // Whole characters only before the tail.
+  const std::string kept = got.substr(0, got.size() - tail.size());
+  EXPECT_EQ((kept.size() - 7) % 2, 0u) << kept.size();
+}
+
+TEST(StatusMappingTest, MessageAtTheLimitIsKept) {
+  const std::string message(kMaxStatusMessageBytes, 'x');
+  EXPECT_EQ(ToGrpcStatus(absl::InternalError(message)).error_message(),
+            message);
+}
+
 }  // namespace
 }  // namespace fusion::api

@@ -182,11 +182,6 @@ class Case:
     expect: Optional[Callable[[Ctx], Expect]] = None  # for accepted cases
     stream: bool = True                    # also send `native` on a ScoreStream
     answer: str = ""                       # what an accepted case answers (README)
-    # An open server bug the case exposes: its items on known_bug_apis are
-    # expected to fail, strictly (once fixed they pass, failing the suite
-    # until the mark is removed).
-    known_bug: str = ""
-    known_bug_apis: tuple = ("score", "v2")
     run: Dict[str, Callable[[Ctx], hs.Outcome]] = field(default_factory=dict)
 
     def apis(self) -> List[str]:
@@ -677,12 +672,10 @@ CASES: List[Case] = [
          "model 'fusion' has no version 'latest'",
          native=ser(lambda c: c.req(model_version="latest")),
          v2=lambda c: c.v2_bytes(version="latest")),
-    Case("model_name_64kib", "a 64 KiB model name", NOT_FOUND, "model 'mmmm",
+    Case("model_name_64kib", "a 64 KiB model name (the message is cut to 1 KiB)", NOT_FOUND,
+         "-byte message cut)",
          native=ser(lambda c: c.req(model="m" * 65536)),
-         v2=lambda c: c.v2_bytes(model="m" * 65536),
-         known_bug="server/serving/model_registry.cc echoes the whole name in its "
-                   "NOT_FOUND message; over 8 KiB the client cannot read the status and "
-                   "gets RESOURCE_EXHAUSTED 'received initial metadata size exceeds limit'"),
+         v2=lambda c: c.v2_bytes(model="m" * 65536)),
     Case("priority_out_of_range", "priority 2 of 2 levels (v2: Triton priority 3)", INVALID,
          "priority: 2 is beyond the model's 2 levels (0 is highest)",
          native=ser(lambda c: c.req(priority=2)),
@@ -808,9 +801,7 @@ def _v2_attention_param(c: Ctx, value: str) -> bytes:
     return m.SerializeToString()
 
 
-ITEMS = [pytest.param(case, api, id=f"{case.name}-{api}",
-                      marks=[pytest.mark.xfail(strict=True, reason=case.known_bug)]
-                      if case.known_bug and api in case.known_bug_apis else [])
+ITEMS = [pytest.param(case, api, id=f"{case.name}-{api}")
          for case in CASES for api in case.apis()]
 
 
@@ -980,8 +971,6 @@ def test_repeated_refusals_do_not_grow_memory(run):
     ctx = run.ctx
     calls = []
     for case in CASES:
-        if case.known_bug:  # its status is wrong today
-            continue
         if case.native and case.code != OK:
             calls.append((hs.SCORE, ctx.pb.ScoreResponse, case.native(ctx), case.code))
         if case.v2 and (case.v2_code or case.code) != OK:
@@ -1055,8 +1044,6 @@ def markdown_table() -> str:
         parts = []
         if c.needle:
             parts.append(f"`{c.needle}`")
-        if c.known_bug:
-            parts.append(f"**open bug** ({', '.join(c.known_bug_apis)}): {c.known_bug}")
         if c.answer:
             parts.append(c.answer)
         if c.v2_needle and c.v2_needle != c.needle:
