@@ -79,7 +79,7 @@ class StreamReactor final
     bool read_more;
     {
       absl::MutexLock lock(&mu_);
-      read_more = !reads_done_ && outstanding_ < max_in_flight_;
+      read_more = !reads_done_ && HeldLocked() < max_in_flight_;
       read_paused_ = !read_more;
     }
     if (read_more) StartRead(&request_);
@@ -87,6 +87,7 @@ class StreamReactor final
 
   void OnWriteDone(bool ok) override {
     const grpc::ByteBuffer* next = nullptr;
+    bool resume_reading;
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
@@ -100,9 +101,11 @@ class StreamReactor final
       } else {
         writing_ = false;
       }
+      resume_reading = ResumeReadingLocked();
       finish = FinishStatusLocked();
     }
     if (next != nullptr) StartWrite(next);
+    if (resume_reading) StartRead(&request_);
     if (finish) Finish(*finish);
   }
 
@@ -126,15 +129,28 @@ class StreamReactor final
           write = &writes_.front();
         }
       }
-      if (read_paused_ && !reads_done_ && outstanding_ < max_in_flight_) {
-        read_paused_ = false;
-        resume_reading = true;
-      }
+      resume_reading = ResumeReadingLocked();
       finish = FinishStatusLocked();
     }
     if (write != nullptr) StartWrite(write);
     if (resume_reading) StartRead(&request_);
     if (finish) Finish(*finish);
+  }
+
+  // Messages of this stream the server holds: being computed, or answered
+  // and waiting for the client to read them (a client that never reads must
+  // not make the server buffer without bound).
+  int HeldLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outstanding_ + static_cast<int>(writes_.size());
+  }
+
+  // True if reading was paused at the limit and may go on now.
+  bool ResumeReadingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!read_paused_ || reads_done_ || HeldLocked() >= max_in_flight_) {
+      return false;
+    }
+    read_paused_ = false;
+    return true;
   }
 
   // The status to finish with, exactly once: when nothing can be read,

@@ -2,8 +2,9 @@
 // by the native ScoreStream and v2's ModelStreamInfer: each message read is
 // handed to the protocol's handler at once; responses are written in
 // completion order, one write in flight at a time. At most `max_in_flight`
-// messages of one stream are in the server: past that the stream stops
-// reading until some complete. The stream ends OK once the client has
+// messages of one stream are in the server, computing or answered but not
+// yet written to a client that is slow to read: past that the stream stops
+// reading until some are written. The stream ends OK once the client has
 // half-closed and every response is written (or the client is gone), or
 // UNAVAILABLE after OpenStreams::CloseAll once what was read is answered.
 #ifndef FUSION_SERVER_API_STREAM_REACTOR_H_
