@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+import warnings
 
 import grpc
 import pytest
@@ -127,6 +128,21 @@ def served_certificate(address, pki, ca="ca", client=None):
             return tls.getpeercert(binary_form=True)
 
 
+def negotiated_version(address, pki, version):
+    """The protocol a client offering only `version` agrees with the server
+    (ssl.SSLError when none). The client's own floor is lowered, so that a
+    refusal is the server's."""
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    context.set_ciphers("DEFAULT@SECLEVEL=0")
+    with warnings.catch_warnings():  # TLS 1.1 is offered on purpose
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.version()
+
+
 def wait_for_log(server, text, timeout=LOG_WAIT_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -194,6 +210,14 @@ def test_tls_refuses_plaintext_and_untrusted_clients(stubs, golden, pki, tls_ser
     # A client that does not trust the server's CA stops at the handshake.
     assert refused(stubs, address, pki, golden[0], ca="other_ca") == grpc.StatusCode.UNAVAILABLE
     assert served_certificate(address, pki) == pki.der("server.crt")
+
+
+def test_tls_below_1_2_is_refused(pki, tls_server):
+    address = tls_server.grpc_address
+    assert negotiated_version(address, pki, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert negotiated_version(address, pki, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    with pytest.raises(ssl.SSLError):
+        negotiated_version(address, pki, ssl.TLSVersion.TLSv1_1)
 
 
 # --- mutual TLS -------------------------------------------------------------------
@@ -470,6 +494,9 @@ def test_https_port_serves_metrics_and_probes(pki, tmp_path):
         assert status == 200 and "fusion_build_info" in body
         # Plain HTTP gets no answer on an HTTPS-only port.
         assert harness.http_get(f"http://{server.http_address}/readyz")[0] is None
+        assert negotiated_version(server.http_address, pki, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+        with pytest.raises(ssl.SSLError):
+            negotiated_version(server.http_address, pki, ssl.TLSVersion.TLSv1_1)
         assert "(HTTPS only)" in server.log_tail(200)
     finally:
         server.stop()
