@@ -260,8 +260,10 @@ def test_mtls_refuses_a_client_of_another_ca(stubs, golden, pki, mtls_server):
 
 def test_mtls_fusion_client_and_bench_present_their_certificate(golden, pki, mtls_server,
                                                                 tmp_path):
-    client_bin = os.path.join(harness.REPO_ROOT, "build", "client", "fusion-client")
-    bench_bin = os.path.join(harness.REPO_ROOT, "build", "client", "fusion-bench")
+    client_bin = os.environ.get("FUSION_CLIENT_BIN", os.path.join(
+        harness.REPO_ROOT, "build", "client", "fusion-client"))
+    bench_bin = os.environ.get("FUSION_BENCH_BIN", os.path.join(
+        harness.REPO_ROOT, "build", "client", "fusion-bench"))
     for binary in (client_bin, bench_bin):
         if not os.access(binary, os.X_OK):
             pytest.fail(f"{binary} is not built", pytrace=False)
