@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 import harness
+from repository_fixtures import generate_repository_stubs
 
 ATOL = 1e-4
 RPC_TIMEOUT_S = 30
@@ -186,8 +187,11 @@ def tls_server(pki, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mtls_server(pki, tmp_path_factory):
-    server = harness.ServerProcess(tls_args(pki, client_ca="ca"),
+    admin_address = f"127.0.0.1:{harness.free_port()}"
+    server = harness.ServerProcess(tls_args(pki, client_ca="ca") +
+                                   [f"--admin_address={admin_address}"],
                                    log_dir=str(tmp_path_factory.mktemp("mtls")))
+    server.admin_address = admin_address
     harness.call_or_fail(server.start)
     yield server
     server.stop()
@@ -226,6 +230,21 @@ def test_mtls_serves_a_client_of_the_ca(stubs, golden, pki, mtls_server):
     r = score(stubs, mtls_server.grpc_address, pki, golden[0], client="client")
     assert abs(r.score - golden[0].score) <= ATOL
     assert "(mutual TLS, torch" in mtls_server.log_tail(200)
+
+
+def test_mtls_guards_the_admin_port_too(stubs, pki, mtls_server):
+    admin = harness.call_or_fail(generate_repository_stubs, stubs)
+
+    def list_models(**kw):
+        with channel(mtls_server.admin_address, pki, **kw) as ch:
+            stub = admin.pb2_grpc.ModelRepositoryServiceStub(ch)
+            return stub.ListModels(admin.pb2.ListModelsRequest(), timeout=RPC_TIMEOUT_S)
+
+    assert harness.MODEL_NAME in [m.name for m in list_models(client="client").models]
+    for kw in ({"secure": False}, {}, {"client": "stranger"}):
+        with pytest.raises(grpc.RpcError) as error:
+            list_models(**kw)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE, kw
 
 
 def test_mtls_refuses_a_client_without_a_certificate(stubs, golden, pki, mtls_server):
