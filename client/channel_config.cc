@@ -67,6 +67,30 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsCredentials(
+    const ConnectionOptions& options) {
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) {
+    absl::StatusOr<std::string> roots = ReadFile(options.ca_file);
+    if (!roots.ok()) return roots.status();
+    ssl.pem_root_certs = *std::move(roots);
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs its key, and a key its certificate "
+        "(--tls_cert with --tls_key)");
+  }
+  if (!options.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> chain = ReadFile(options.tls_cert_file);
+    if (!chain.ok()) return chain.status();
+    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(chain);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> NormalizeTarget(absl::string_view target) {
@@ -131,19 +155,20 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
 
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.tls) {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.ca_file.empty()) {
-      absl::StatusOr<std::string> roots = ReadFile(options.ca_file);
-      if (!roots.ok()) return roots.status();
-      ssl.pem_root_certs = *std::move(roots);
-    }
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls =
+        TlsCredentials(options);
+    if (!tls.ok()) return tls.status();
+    credentials = *std::move(tls);
     if (!options.tls_server_name.empty()) {
       args.SetSslTargetNameOverride(options.tls_server_name);
     }
-    credentials = grpc::SslCredentials(ssl);
   } else {
     if (!options.ca_file.empty()) {
       return absl::InvalidArgumentError("a CA file needs TLS (--tls)");
+    }
+    if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "a client certificate needs TLS (--tls)");
     }
     credentials = grpc::InsecureChannelCredentials();
   }

@@ -23,6 +23,10 @@ struct ConnectionOptions {
   bool tls = false;
   std::string ca_file;          // PEM roots for TLS; empty: system roots
   std::string tls_server_name;  // overrides the name the certificate must carry
+  // A client certificate (PEM chain and its unencrypted key), for servers
+  // that require one (mutual TLS); both or neither, and only with tls.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   int max_message_bytes = 64 << 20;
   // >= 0: the channel gets its own connections (a local subchannel pool)
   // instead of sharing them with every other channel to the same target in
@@ -45,8 +49,9 @@ absl::StatusOr<std::string> NormalizeTarget(absl::string_view target);
 // INVALID_ARGUMENT for anything else.
 absl::StatusOr<std::string> ServiceConfigJson(absl::string_view lb_policy);
 
-// A channel for `options`. INVALID_ARGUMENT for a bad target or policy,
-// NOT_FOUND when the CA file cannot be read. Connects lazily.
+// A channel for `options`. INVALID_ARGUMENT for a bad target or policy, TLS
+// files without tls, or a client certificate without its key (or the
+// reverse); NOT_FOUND when a TLS file cannot be read. Connects lazily.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
     const ConnectionOptions& options);
 

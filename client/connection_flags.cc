@@ -15,6 +15,11 @@ ABSL_FLAG(std::string, lb, "",
 ABSL_FLAG(bool, tls, false, "Use TLS");
 ABSL_FLAG(std::string, ca_file, "",
           "PEM file of CA certificates for TLS (default: system roots)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate (chain) for servers that require one "
+          "(mutual TLS); with --tls_key and --tls");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server certificate must carry, if not the target's host");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
@@ -35,6 +40,8 @@ absl::StatusOr<ClientOptions> ClientOptionsFromFlags(
   options.connection.tls = absl::GetFlag(FLAGS_tls);
   options.connection.ca_file = absl::GetFlag(FLAGS_ca_file);
   options.connection.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.connection.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.connection.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   const int retries = absl::GetFlag(FLAGS_retries);
   if (retries < 0) {

@@ -1,6 +1,6 @@
 // Command-line flags shared by fusion-client and fusion-bench: where the
 // server is and how to talk to it (--target, --lb, --tls, --ca_file,
-// --tls_server_name, --timeout, --retries, --header).
+// --tls_cert, --tls_key, --tls_server_name, --timeout, --retries, --header).
 #ifndef FUSION_CLIENT_CONNECTION_FLAGS_H_
 #define FUSION_CLIENT_CONNECTION_FLAGS_H_
 

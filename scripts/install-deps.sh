@@ -12,6 +12,9 @@ PACKAGES=(
   libabsl-dev libtorch-dev prometheus-cpp-dev libcpp-httplib-dev
   libopenblas0-pthread libgtest-dev libgmock-dev libbenchmark-dev
   libutf8proc-dev nlohmann-json3-dev
+  # TLS: the server checks certificates and serves HTTPS with OpenSSL (the
+  # library Debian's gRPC also uses); the openssl CLI makes test certificates
+  libssl-dev openssl
   # Python side (model training/export, tests, example client)
   python3 python3-torch python3-numpy python3-protobuf python3-grpcio
   python3-pytest

@@ -90,6 +90,33 @@ ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
 ABSL_FLAG(bool, ui, kDefaults.ui,
           "Serve the attention explorer page (GET /, /ui/*) on the HTTP "
           "port");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first) for TLS on the gRPC ports "
+          "(scoring and admin); with --tls_key. Re-read when the file "
+          "changes (next connection) and on SIGHUP. Empty: plaintext");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key (unencrypted) of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: with it, gRPC clients must present a certificate "
+          "signed by one of these CAs (mutual TLS), else the handshake fails");
+ABSL_FLAG(std::string, http_tls_cert, "",
+          "PEM certificate chain for HTTPS on --http_address (probes, "
+          "/metrics, v2 HTTP, UI); with --http_tls_key. Empty: plain HTTP");
+ABSL_FLAG(std::string, http_tls_key, "",
+          "PEM private key (unencrypted) of --http_tls_cert");
+ABSL_FLAG(std::string, http_tls_client_ca, "",
+          "PEM CA bundle: HTTPS clients must present a certificate signed by "
+          "it (Kubernetes probes cannot: see docs/security.md)");
+ABSL_FLAG(std::optional<int64_t>, max_message_bytes, std::nullopt,
+          "Largest gRPC request in bytes; a larger one gets "
+          "RESOURCE_EXHAUSTED (unset: the largest max_message_bytes among "
+          "the models loaded at start, 4 MiB by default)");
+ABSL_FLAG(int64_t, max_text_bytes, kDefaults.max_text_bytes,
+          "Largest request text in bytes; a longer one gets "
+          "INVALID_ARGUMENT (HTTP 400) before it is tokenized");
+ABSL_FLAG(int, max_concurrent_streams, kDefaults.max_concurrent_streams,
+          "Calls one gRPC connection may have open at once (HTTP/2 "
+          "MAX_CONCURRENT_STREAMS); clients queue calls past it");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
 ABSL_FLAG(bool, metrics, kDefaults.metrics,
           "Keep Prometheus metrics and serve /metrics (off: for measuring "
@@ -170,6 +197,15 @@ int main(int argc, char** argv) {
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.ui = absl::GetFlag(FLAGS_ui);
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.http_tls_cert = absl::GetFlag(FLAGS_http_tls_cert);
+  options.http_tls_key = absl::GetFlag(FLAGS_http_tls_key);
+  options.http_tls_client_ca = absl::GetFlag(FLAGS_http_tls_client_ca);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,8 @@
 #include "server/runtime/cpu_budget.h"
 #include "server/runtime/precision.h"
 #include "server/runtime/torch_model_runtime.h"
+#include "server/security/https_context.h"
+#include "server/security/tls_material.h"
 #include "server/serving/repository_scan.h"
 #include "server/serving/servable_loader.h"
 
@@ -58,11 +61,13 @@ absl::StatusOr<runtime::DevicePreference> ParseDevice(const std::string& name) {
       absl::StrCat("--device: unknown '", name, "' (auto|cpu|cuda)"));
 }
 
-sigset_t ShutdownSignals() {
+// SIGTERM/SIGINT: drain and exit; SIGHUP: re-read the TLS files.
+sigset_t HandledSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -87,6 +92,47 @@ void HoldUntilQuiet(api::CallGate& gate, absl::Time give_up) {
   }
 }
 
+security::TlsFiles GrpcTlsFiles(const ServerAppOptions& options) {
+  return {"--tls", options.tls_cert, options.tls_key, options.tls_client_ca};
+}
+
+security::TlsFiles HttpTlsFiles(const ServerAppOptions& options) {
+  return {"--http_tls", options.http_tls_cert, options.http_tls_key,
+          options.http_tls_client_ca};
+}
+
+// The flags go together, and the files load: a bad file fails the start
+// here, naming it, before the models take their time to load.
+absl::Status ValidateTlsFiles(const security::TlsFiles& files) {
+  const std::string& flag = files.flag_prefix;
+  if (files.cert.empty() && files.key.empty()) {
+    if (files.client_ca.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, "_client_ca needs ", flag, "_cert and ", flag, "_key"));
+  }
+  if (files.cert.empty() || files.key.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, "_cert and ", flag, "_key go together"));
+  }
+  return security::LoadTlsMaterial(files).status();
+}
+
+absl::Status ValidateLimits(const ServerAppOptions& options) {
+  if (options.max_message_bytes &&
+      (*options.max_message_bytes < 1 ||
+       *options.max_message_bytes > std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(
+        "--max_message_bytes must be in [1, 2147483647]");
+  }
+  if (options.max_text_bytes < 1) {
+    return absl::InvalidArgumentError("--max_text_bytes must be >= 1");
+  }
+  if (options.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError("--max_concurrent_streams must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
 // Every option is checked before anything loads.
 absl::Status ValidateOptions(const ServerAppOptions& options) {
   if (absl::Status valid = runtime::ValidateOverrides(options.batching);
@@ -108,6 +154,13 @@ absl::Status ValidateOptions(const ServerAppOptions& options) {
   if (options.repository_poll_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "--repository_poll_interval must be >= 0");
+  }
+  if (absl::Status limits = ValidateLimits(options); !limits.ok()) {
+    return limits;
+  }
+  for (const security::TlsFiles& files :
+       {GrpcTlsFiles(options), HttpTlsFiles(options)}) {
+    if (absl::Status tls = ValidateTlsFiles(files); !tls.ok()) return tls;
   }
   return ParseDevice(options.device).status();
 }
@@ -184,11 +237,13 @@ ServerApp::~ServerApp() {
 absl::Status ServerApp::Run() {
   // Signals are taken synchronously by this thread only; every thread
   // started from here on inherits the mask.
-  const sigset_t signals = ShutdownSignals();
+  const sigset_t signals = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (absl::Status status = Start(); !status.ok()) return status;
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    ReloadTls();
+  }
   Log(LogLevel::kInfo, "signal ", signal_number, ": not ready; draining in ",
       absl::FormatDuration(options_.drain_delay));
   Drain();
@@ -208,9 +263,27 @@ absl::Status ServerApp::Start() {
   return absl::OkStatus();
 }
 
+void ServerApp::ReloadTls() {
+  if (grpc_tls_files_ == nullptr && http_tls_files_ == nullptr) {
+    Log(LogLevel::kInfo, "SIGHUP: TLS is off; nothing to reload");
+    return;
+  }
+  for (security::CertificateReloader* files :
+       {grpc_tls_files_.get(), http_tls_files_.get()}) {
+    if (files == nullptr) continue;
+    // Success is logged by the reloader, with the new certificate.
+    if (absl::Status reloaded = files->Reload(); !reloaded.ok()) {
+      Log(LogLevel::kError, "SIGHUP: ", reloaded.message(),
+          "; the certificate in force stays");
+    }
+  }
+}
+
 // Probes, /metrics, the v2 HTTP API and the UI: up before the models, so
 // that /readyz can say they are loading.
 absl::Status ServerApp::StartHttp() {
+  // Request limits hold before the first port serves.
+  security::SetMaxTextBytes(options_.max_text_bytes);
   metrics_.AddScrapeHook([this] {
     serving::ModelRegistry* registry = state_.registry();
     if (registry == nullptr) return;
@@ -248,10 +321,19 @@ absl::Status ServerApp::StartHttp() {
   if (options_.metrics) {
     http_options.metrics_text = [this] { return metrics_.Scrape(); };
   }
+  if (!options_.http_tls_cert.empty()) {
+    auto files = security::CertificateReloader::Create(HttpTlsFiles(options_));
+    if (!files.ok()) return files.status();
+    http_tls_files_ = std::move(*files);
+    http_options.tls_setup = [files = http_tls_files_.get()](SSL_CTX& ctx) {
+      return security::ConfigureHttpsContext(ctx, files);
+    };
+  }
   auto http = metrics::HttpEndpoint::Start(http_options);
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
-  Log(LogLevel::kInfo, "HTTP probes on ", options_.http_address);
+  Log(LogLevel::kInfo, "HTTP probes on ", options_.http_address,
+      http_tls_files_ ? " (HTTPS only)" : " (plain HTTP)");
   return absl::OkStatus();
 }
 
@@ -359,10 +441,22 @@ absl::Status ServerApp::StartGrpc() {
       [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (!options_.tls_cert.empty()) {
+    auto files = security::CertificateReloader::Create(GrpcTlsFiles(options_));
+    if (!files.ok()) return files.status();
+    grpc_tls_files_ = std::move(*files);
+    grpc_tls_ =
+        std::make_unique<security::GrpcTlsCredentials>(grpc_tls_files_.get());
+  }
+  // Each port its own credentials (see GrpcTlsCredentials::credentials).
+  auto port_credentials = [this]() -> std::shared_ptr<grpc::ServerCredentials> {
+    if (grpc_tls_) return grpc_tls_->credentials();
+    return grpc::InsecureServerCredentials();
+  };
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(options_.grpc_address,
-                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(options_.grpc_address, port_credentials(),
+                           &grpc_port);
   builder.RegisterService(scoring_.get());
   inference_ =
       std::make_unique<api::v2::InferenceServiceImpl>(v2_core_.get(), &gate_);
@@ -374,13 +468,17 @@ absl::Status ServerApp::StartGrpc() {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms);
   }
-  // Fixed at start, from the models loaded then: a model loaded later with
-  // a larger max_message_bytes is held to this.
-  int64_t max_message_bytes = 0;
-  registry_->ForEachServable([&](const serving::Servable& servable) {
-    max_message_bytes =
-        std::max(max_message_bytes, servable.config().max_message_bytes());
-  });
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options_.max_concurrent_streams);
+  // Fixed at start: the flag, else from the models loaded then (a model
+  // loaded later with a larger max_message_bytes is held to this).
+  int64_t max_message_bytes = options_.max_message_bytes.value_or(0);
+  if (!options_.max_message_bytes) {
+    registry_->ForEachServable([&](const serving::Servable& servable) {
+      max_message_bytes =
+          std::max(max_message_bytes, servable.config().max_message_bytes());
+    });
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_bytes));
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port == 0) {
@@ -390,7 +488,11 @@ absl::Status ServerApp::StartGrpc() {
   SetHealth(*server_, true);
   const auto servable = registry_->Find(options_.default_model, "");
   Log(LogLevel::kInfo, "serving ", options_.default_model, " via gRPC on ",
-      options_.grpc_address, " (torch ", runtime::TorchVersion(),
+      options_.grpc_address,
+      !grpc_tls_                       ? " (plaintext"
+      : options_.tls_client_ca.empty() ? " (TLS"
+                                       : " (mutual TLS",
+      ", torch ", runtime::TorchVersion(),
       ", OpenBLAS kernels: ", runtime::LoadedOpenBlasCore().value_or("none"),
       ", precision: ", runtime::DescribePrecision((*servable)->precision()),
       ")");
@@ -399,8 +501,8 @@ absl::Status ServerApp::StartGrpc() {
   admin_ = std::make_unique<api::ModelRepositoryServiceImpl>(registry_.get());
   grpc::ServerBuilder admin_builder;
   int admin_port = 0;
-  admin_builder.AddListeningPort(
-      options_.admin_address, grpc::InsecureServerCredentials(), &admin_port);
+  admin_builder.AddListeningPort(options_.admin_address, port_credentials(),
+                                 &admin_port);
   admin_builder.RegisterService(admin_.get());
   admin_server_ = admin_builder.BuildAndStart();
   if (!admin_server_ || admin_port == 0) {

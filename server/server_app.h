@@ -22,6 +22,9 @@
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/bundle_config.h"
+#include "server/security/certificate_reloader.h"
+#include "server/security/grpc_tls_credentials.h"
+#include "server/security/request_limits.h"
 #include "server/serving/model_registry.h"
 #include "server/serving/repository_poller.h"
 #include "server/serving/serving_state.h"
@@ -59,6 +62,25 @@ struct ServerAppOptions {
   absl::Duration max_connection_age = absl::ZeroDuration();  // 0: never
   // The attention explorer page (GET /, /ui/*) on the HTTP port.
   bool ui = true;
+
+  // TLS on the gRPC ports (scoring and admin): PEM files, cert and key
+  // together; empty: plaintext. A client CA turns on mutual TLS.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // The same for the HTTP port (probes, /metrics, v2 HTTP, UI).
+  std::string http_tls_cert;
+  std::string http_tls_key;
+  std::string http_tls_client_ca;
+
+  // Limits that protect the process (docs/security.md).
+  // gRPC's largest request; unset: the largest max_message_bytes among the
+  // models loaded at start.
+  std::optional<int64_t> max_message_bytes;
+  int64_t max_text_bytes = security::kDefaultMaxTextBytes;
+  // HTTP/2 streams (calls) one client connection may have open at once;
+  // the client queues calls past it.
+  int max_concurrent_streams = 1024;
 };
 
 class ServerApp {
@@ -70,9 +92,10 @@ class ServerApp {
   ServerApp& operator=(const ServerApp&) = delete;
 
   // Blocks until a shutdown signal has been handled. OK after a clean drain;
-  // an error when start-up fails (bad flags, model load, ports). Must be
-  // called from the main thread before any other thread starts: it blocks
-  // SIGTERM/SIGINT in every thread and waits for them synchronously.
+  // an error when start-up fails (bad flags, unusable TLS files, model
+  // load, ports). Must be called from the main thread before any other
+  // thread starts: it blocks SIGTERM/SIGINT/SIGHUP in every thread and waits
+  // for them synchronously. SIGHUP re-reads the TLS files (ReloadTls).
   absl::Status Run();
 
  private:
@@ -81,9 +104,17 @@ class ServerApp {
   absl::Status LoadModels();
   absl::Status StartGrpc();
   absl::Status StartRepositoryChanges();
+  // Re-reads every TLS file set now and logs what each holds, or why it
+  // cannot be used (the certificate in force then stays).
+  void ReloadTls();
   void Drain();
 
   const ServerAppOptions options_;
+  // TLS certificates, gRPC's and the HTTP port's: null when off. First, so
+  // they outlive the servers that call back into them at each handshake.
+  std::unique_ptr<security::CertificateReloader> grpc_tls_files_;
+  std::unique_ptr<security::GrpcTlsCredentials> grpc_tls_;
+  std::unique_ptr<security::CertificateReloader> http_tls_files_;
   // Members in lifetime order: each may be used by those after it, and
   // members are destroyed in reverse (the destructor stops the HTTP
   // endpoint first: its scrapes read the registry).

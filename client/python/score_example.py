@@ -6,6 +6,10 @@ features each token attended to most.
         --text "URGENT: buy gift cards now" --feature amount=950 \
         --feature account_age_days=2
 
+Over TLS add --tls (and --ca_file CA.pem unless the system roots vouch for
+the server); for a server requiring client certificates (mutual TLS) add
+--tls_cert client.pem --tls_key client.key.
+
 Optional features left out take the model's defaults (server side); required
 ones left out are sent as the training mean, and the script says so. Stubs are generated from proto/
 with the system protoc on first use (Debian's grpc_tools bundles a protoc
@@ -49,6 +53,30 @@ def parse_feature(text):
         raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number")
 
 
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def make_channel(args, grpc):
+    """A channel as the TLS arguments say; exits with a message when they
+    are inconsistent."""
+    tls_files = (args.ca_file, args.tls_cert, args.tls_key)
+    if not args.tls:
+        if any(tls_files):
+            sys.exit("error: --ca_file, --tls_cert and --tls_key need --tls")
+        return grpc.insecure_channel(args.target)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        sys.exit("error: --tls_cert and --tls_key go together")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read_file(args.ca_file) if args.ca_file else None,
+        private_key=read_file(args.tls_key) if args.tls_key else None,
+        certificate_chain=read_file(args.tls_cert) if args.tls_cert else None)
+    options = ([("grpc.ssl_target_name_override", args.tls_server_name)]
+               if args.tls_server_name else [])
+    return grpc.secure_channel(args.target, credentials, options=options)
+
+
 def top_features(attention, top=3):
     """(token, [(feature, weight)...]) for each token, from ATTENTION_MEAN."""
     tokens, names = list(attention.tokens), list(attention.feature_names)
@@ -68,11 +96,17 @@ def main():
     parser.add_argument("--feature", action="append", type=parse_feature,
                         default=[], metavar="NAME=VALUE")
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--tls", action="store_true", help="use TLS")
+    parser.add_argument("--ca_file", help="PEM CA bundle (default: system roots)")
+    parser.add_argument("--tls_cert", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls_key", help="PEM key of --tls_cert")
+    parser.add_argument("--tls_server_name",
+                        help="name the server certificate must carry, if not the target's host")
     args = parser.parse_args()
 
     import grpc
     pb, pb_grpc = load_stubs()
-    stub = pb_grpc.ScoringServiceStub(grpc.insecure_channel(args.target))
+    stub = pb_grpc.ScoringServiceStub(make_channel(args, grpc))
     metadata = stub.GetModelMetadata(pb.GetModelMetadataRequest(),
                                      timeout=args.timeout)
     features = dict(args.feature)

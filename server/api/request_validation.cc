@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "server/security/request_limits.h"
 
 namespace fusion::api {
 namespace {
@@ -92,6 +93,17 @@ absl::StatusOr<runtime::AttentionDetail> ToAttention(int value) {
   }
 }
 
+// --- Process limit (server/security/request_limits.h), checked first so an
+// oversized text is never tokenized.
+absl::Status CheckTextSize(const std::string& text) {
+  const int64_t limit = security::MaxTextBytes();
+  if (static_cast<int64_t>(text.size()) <= limit) return absl::OkStatus();
+  return Invalid(absl::StrCat("text: ", text.size(),
+                              " bytes exceed the server's limit of ", limit,
+                              " (--max_text_bytes)"));
+}
+// ---
+
 absl::Status FillTokens(const ScoreRequest& request,
                         const ModelSignature& signature,
                         ValidatedRequest& out) {
@@ -106,6 +118,7 @@ absl::Status FillTokens(const ScoreRequest& request,
       out.input.attention != runtime::AttentionDetail::kNone;
   const text::WordPieceTokenizer& tokenizer = signature.tokenizer;
   if (request.has_text()) {
+    if (absl::Status s = CheckTextSize(request.text()); !s.ok()) return s;
     auto encoding = tokenizer.Encode(request.text());
     if (!encoding.ok()) {
       return Invalid(absl::StrCat("text: ", encoding.status().message()));

@@ -22,8 +22,17 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     host = host.substr(1, host.size() - 2);
 
   std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint());
-  endpoint->server_ = std::make_unique<httplib::Server>();
+  if (options.tls_setup) {
+    endpoint->server_ = std::make_unique<httplib::SSLServer>(
+        [&setup = options.tls_setup](SSL_CTX& ctx) { return setup(ctx); });
+  } else {
+    endpoint->server_ = std::make_unique<httplib::Server>();
+  }
   httplib::Server& server = *endpoint->server_;
+  if (!server.is_valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot set up TLS on HTTP address ", options.address));
+  }
   // A response's header and body go out in separate writes: with Nagle on,
   // the body waited for the client's delayed ACK (40 ms per keep-alive
   // request, measured on v2 inference).

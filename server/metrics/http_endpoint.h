@@ -1,5 +1,6 @@
 // The HTTP side port: GET /healthz (alive), GET /readyz (ready to serve),
-// GET /metrics (Prometheus text format, when a source is given).
+// GET /metrics (Prometheus text format, when a source is given); plain HTTP,
+// or HTTPS only when a TLS setup is given.
 //
 // Served by cpp-httplib on its own threads (prometheus-cpp's Exposer cannot
 // start next to LibTorch here; see DESIGN.md).
@@ -16,6 +17,7 @@
 namespace httplib {
 class Server;
 }
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace fusion::metrics {
 
@@ -30,12 +32,15 @@ struct HttpEndpointOptions {
   std::function<std::string()> metrics_text;
   // Registers more routes (e.g. the v2 inference API) before serving.
   std::function<void(httplib::Server&)> add_routes;
+  // When set, the port speaks HTTPS only: called once with the port's
+  // OpenSSL context to set its certificate and policy (false: fail).
+  std::function<bool(ssl_ctx_st&)> tls_setup;
 };
 
 class HttpEndpoint {
  public:
-  // Binds and starts serving. INVALID_ARGUMENT for a malformed address,
-  // UNAVAILABLE when the port cannot be bound.
+  // Binds and starts serving. INVALID_ARGUMENT for a malformed address or a
+  // refused TLS setup, UNAVAILABLE when the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<HttpEndpoint>> Start(
       HttpEndpointOptions options);
   ~HttpEndpoint();  // stops and joins
