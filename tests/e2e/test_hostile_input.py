@@ -55,6 +55,8 @@ RSS_GROWTH_BOUND = 1.15
 # takes milliseconds; this machine's neighbours can stall it for tens).
 FOLLOW_UP_BOUND_S = 2.0
 ONE_MB = 1 << 20
+# The server runs with --max_text_bytes raised to this (see the `run` fixture).
+TEXT_LIMIT_BYTES = 4 * ONE_MB
 STREAM_10K = 10_000
 
 
@@ -864,7 +866,11 @@ def _warm_up(ctx: Ctx, run: Run) -> None:
 @pytest.fixture(scope="module")
 def run(stubs, model_config, golden, tmp_path_factory):
     v2 = harness.call_or_fail(vs.generate_v2_stubs, str(tmp_path_factory.mktemp("v2stubs")))
-    srv = vs.start_server(str(tmp_path_factory.mktemp("hostile")))
+    # The 1 MiB cases must reach the tokenizer: at the default
+    # --max_text_bytes (64 KiB) they are refused before it, and that edge is
+    # tests/integration/test_limits.py's.
+    srv = vs.start_server(str(tmp_path_factory.mktemp("hostile")),
+                          extra_args=[f"--max_text_bytes={TEXT_LIMIT_BYTES}"])
     channel = vs.open_channel(srv)
     try:
         ctx = Ctx(stubs, v2, golden, model_config, channel)
