@@ -1,16 +1,20 @@
 #!/usr/bin/python3
 """Overload figures (CPU): a burst at ten times the server's capacity, and
-client deadlines under overload, on one server pinned to one core with the
-load generator (fusion-bench) on the other.
+client deadlines under overload, on a server pinned to one core with the
+load generator (fusion-bench) on the other, with the bundle's own settings
+(max_queue_size 1024).
 
   env -u OPENBLAS_CORETYPE /usr/bin/python3 bench/run_overload_bench.py
-  ... --burst_s 8 --out /tmp/overload.json        (a shorter run)
+  ... --burst_s 8 --workloads long --out /tmp/overload.json     (shorter)
 
-In one run, against one fresh server:
-1. saturation: fusion-bench closed loop, concurrency 64, the golden requests:
-   the most responses/s the server gives (S);
-2. burst: one open loop (Poisson arrivals) at S/2 for --pre_s, 10 x S for
-   --burst_s, S/2 again for --post_s. Reported: the refusals
+Two workloads, each against a fresh server: "golden" (the bundle's golden
+requests: short text, tokenized by the server) and "long" (64-128 token ids:
+about ten times the compute per request, the same cost to receive and
+refuse). For each, in one run:
+1. saturation: fusion-bench closed loop, concurrency 64: the most responses/s
+   the server gives (S);
+2. burst: one open loop (Poisson arrivals, 4 channels) at S/2 for --pre_s,
+   10 x S for --burst_s, S/2 again for --post_s. Reported: the refusals
    (RESOURCE_EXHAUSTED) and their time, client side from the hand-over to
    gRPC to the answer (refuse p99); the accepted requests' latency from their
    intended send time (accepted p99); any other code; the server's RSS
@@ -40,10 +44,17 @@ import overload_support as ov  # noqa: E402
 from overload_support import harness  # noqa: E402
 
 SERVER_CORE, CLIENT_CORE = "0", "1"
+WORKLOADS = {
+    "golden": {"args": [], "what": "models/fusion/1/golden.jsonl (text + features)"},
+    "long": {"args": ["--synthetic_lengths=uniform:64:128"],
+             "what": "generated: 64-128 token ids + a feature_vector"},
+}
+BURST_CHANNELS = 4
 
 
-def start_server(log_dir):
-    server = harness.ServerProcess(log_dir=log_dir, env={"OPENBLAS_CORETYPE": None})
+def start_server(log_dir, extra_args):
+    server = harness.ServerProcess(log_dir=log_dir, extra_args=extra_args,
+                                   env={"OPENBLAS_CORETYPE": None})
     server.args = ["taskset", "-c", SERVER_CORE] + server.args
     return server.start()
 
@@ -54,7 +65,7 @@ def snapshot(server):
             "threads": ov.thread_count(pid)}
 
 
-def burst(server, saturation, args):
+def burst(server, saturation, workload, args):
     base, peak = saturation * args.base_fraction, saturation * args.factor
     phases = [(base, args.pre_s), (peak, args.burst_s), (base, args.post_s)]
     before = snapshot(server)
@@ -62,7 +73,8 @@ def burst(server, saturation, args):
     with ov.ProcessSampler(server.proc.pid) as sampler:
         report = ov.run_bench(server.grpc_address, [
             f"--rate_profile={ov.rate_profile(phases)}", "--warmup=2s", "--timeline=100ms",
-            "--timeline_latencies"], timeout_s=sum(p[1] for p in phases) + 180,
+            "--timeline_latencies", f"--channels={BURST_CHANNELS}", *workload],
+            timeout_s=sum(p[1] for p in phases) + 180,
             pin_core=CLIENT_CORE)
         time.sleep(1.0)
     after = snapshot(server)
@@ -105,13 +117,14 @@ def burst(server, saturation, args):
     }
 
 
-def deadlines(server, saturation, args):
+def deadlines(server, saturation, workload, args):
     rate = saturation * args.factor
     counters_before = ov.compute_counters(harness.scrape_metrics(server))
     histogram_before = ov.duration_histogram(harness.scrape_metrics(server))
     report = ov.run_bench(server.grpc_address, [
         f"--rate_profile={ov.rate_profile([(rate, args.deadline_s)])}", "--warmup=0s",
-        f"--timeout={args.deadline_ms}ms", "--drain_timeout=5s"],
+        f"--timeout={args.deadline_ms}ms", "--drain_timeout=5s",
+        f"--channels={BURST_CHANNELS}", *workload],
         timeout_s=args.deadline_s + 120, pin_core=CLIENT_CORE)
     time.sleep(0.5)
     samples = harness.scrape_metrics(server)
@@ -155,10 +168,45 @@ def ms(us):
     return None if us is None else round(us / 1000, 3)
 
 
+def measure(name, args, log_dir):
+    """Saturation, burst and deadlines of one workload, on a fresh server."""
+    workload = WORKLOADS[name]["args"]
+    extra = [] if args.max_queue_size is None else [f"--max_queue_size={args.max_queue_size}"]
+    server = start_server(log_dir, extra)
+    try:
+        idle = snapshot(server)
+        saturation, sat_run = ov.saturation_rps(server.grpc_address, args.saturation_s,
+                                                warmup_s=2, pin_core=CLIENT_CORE,
+                                                extra=workload)
+        print(f"{name}: saturation {saturation:.0f} req/s", flush=True)
+        result = {
+            "workload": WORKLOADS[name]["what"], "server_at_start": idle,
+            "saturation": {"ok_rps": saturation, "concurrency": 64,
+                           "p99_ms": ms(sat_run["latency_us"]["p99"]),
+                           "mean_batch_size": sat_run["server"]["mean_batch_size"]},
+            "burst": burst(server, saturation, workload, args),
+        }
+        b = result["burst"]
+        print(f"{name}: burst at {b['rates']['burst_rps']:.0f} req/s: refuse p99 "
+              f"{b['refuse_p99_ms']} ms, accepted p99 {b['accepted_p99_ms']} ms, pre-burst "
+              f"p99 {b['pre_burst_p99_ms']} ms, recovery {b['recovery_s']} s, "
+              f"RSS {b['server_rss_mib']}", flush=True)
+        result["deadlines"] = deadlines(server, saturation, workload, args)
+        d = result["deadlines"]
+        print(f"{name}: deadlines: codes {d['client_codes']}, lateness {d['lateness_ms']}, "
+              f"rows computed {d['server_counters']['rows_computed']} vs server OK "
+              f"{d['server_counters']['requests_by_code'].get('OK', 0)}", flush=True)
+    finally:
+        result_rc = server.stop()
+    result["server_exit_code"] = result_rc
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "overload_cpu.json"))
+    parser.add_argument("--workloads", default="golden,long")
     parser.add_argument("--saturation_s", type=float, default=10)
     parser.add_argument("--factor", type=float, default=10)
     parser.add_argument("--base_fraction", type=float, default=0.5)
@@ -167,38 +215,17 @@ def main():
     parser.add_argument("--post_s", type=float, default=10)
     parser.add_argument("--deadline_s", type=float, default=10)
     parser.add_argument("--deadline_ms", type=int, default=100)
+    parser.add_argument("--max_queue_size", type=int, default=None,
+                        help="override the bundle's (1024)")
     args = parser.parse_args()
     log_dir = os.path.join("/tmp", f"overload-bench-{os.getpid()}")
     os.makedirs(log_dir, exist_ok=True)
-    server = start_server(log_dir)
-    try:
-        idle = snapshot(server)
-        saturation, sat_run = ov.saturation_rps(server.grpc_address, args.saturation_s,
-                                                warmup_s=2, pin_core=CLIENT_CORE)
-        print(f"saturation: {saturation:.0f} req/s", flush=True)
-        result = {
-            "setup": {"server_core": SERVER_CORE, "client_core": CLIENT_CORE,
-                      "workload": "models/fusion/1/golden.jsonl (text + features)",
-                      "max_queue_size": 1024, "args": vars(args),
-                      "server_at_start": idle},
-            "saturation": {"ok_rps": saturation, "concurrency": 64,
-                           "p99_ms": ms(sat_run["latency_us"]["p99"]),
-                           "mean_batch_size": sat_run["server"]["mean_batch_size"]},
-            "burst": burst(server, saturation, args),
-        }
-        b = result["burst"]
-        print(f"burst at {b['rates']['burst_rps']:.0f} req/s: refuse p99 {b['refuse_p99_ms']} ms, "
-              f"accepted p99 {b['accepted_p99_ms']} ms, pre-burst p99 "
-              f"{b['pre_burst_p99_ms']} ms, recovery {b['recovery_s']} s, "
-              f"RSS {b['server_rss_mib']}", flush=True)
-        result["deadlines"] = deadlines(server, saturation, args)
-        d = result["deadlines"]
-        print(f"deadlines: codes {d['client_codes']}, lateness {d['lateness_ms']}, "
-              f"rows computed {d['server_counters']['rows_computed']} vs server OK "
-              f"{d['server_counters']['requests_by_code'].get('OK', 0)}", flush=True)
-    finally:
-        result_rc = server.stop()
-    result["setup"]["server_exit_code"] = result_rc
+    result = {"setup": {"server_core": SERVER_CORE, "client_core": CLIENT_CORE,
+                        "host_cpus": os.cpu_count(), "burst_channels": BURST_CHANNELS,
+                        "args": vars(args), "unix_time": int(time.time())},
+              "workloads": {}}
+    for name in args.workloads.split(","):
+        result["workloads"][name] = measure(name, args, log_dir)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")

@@ -39,10 +39,34 @@ def stubs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_args():
+    """Extra server flags; a module overrides this fixture to change them."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def server_core():
+    """A CPU to pin the server to (None: not pinned); a module overrides
+    this fixture to keep the server and its load generator apart."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_args, server_core):
     harness.call_or_fail(overload_support.check_bench_binary)
-    srv = harness.ServerProcess(log_dir=str(tmp_path_factory.mktemp("server")))
+    srv = harness.ServerProcess(extra_args=server_args,
+                                log_dir=str(tmp_path_factory.mktemp("server")))
+    if server_core is not None:
+        srv.args = ["taskset", "-c", str(server_core)] + srv.args
     harness.call_or_fail(srv.start)
     yield srv
     rc = srv.stop()
     assert rc == 0, f"the server exited {rc} on SIGTERM\n--- log tail ---\n{srv.log_tail()}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if overload_support.FIGURES:
+        terminalreporter.section("fusionserve overload figures")
+        for key, value in overload_support.FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+        overload_support.FIGURES.clear()  # the other folder's conftest prints too

@@ -23,6 +23,13 @@ import harness  # noqa: E402
 BENCH_BIN = os.environ.get(
     "FUSION_BENCH_BIN", os.path.join(harness.REPO_ROOT, "build", "client", "fusion-bench"))
 MIB = 1024 * 1024
+# Figures the tests measured, printed at the end of the pytest session
+# (conftest.py's pytest_terminal_summary).
+FIGURES = {}
+
+
+def record(key, value):
+    FIGURES[key] = value
 
 
 # --- /proc -------------------------------------------------------------------

@@ -30,3 +30,11 @@ def server(tmp_path_factory):
     yield srv
     rc = srv.stop()
     assert rc == 0, f"the server exited {rc} on SIGTERM\n--- log tail ---\n{srv.log_tail()}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if overload_support.FIGURES:
+        terminalreporter.section("fusionserve overload figures")
+        for key, value in overload_support.FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+        overload_support.FIGURES.clear()  # the other folder's conftest prints too
