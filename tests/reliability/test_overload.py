@@ -176,7 +176,10 @@ def test_expired_requests_are_never_computed_and_fail_at_their_deadline(server, 
     assert set(run["errors"]) <= {REFUSED, EXPIRED}, run["errors"]
     assert run["errors"].get(EXPIRED, 0) > 0, f"nothing expired: {run['errors']}"
     server_codes = delta["requests_by_code"]
-    assert set(server_codes) <= {OK, REFUSED, EXPIRED, "CANCELLED"}, server_codes
+    # INVALID_ARGUMENT: calls that ended before their request arrived, which
+    # the server miscounts (test_calls_gone_before_their_request_...).
+    assert set(server_codes) <= {OK, REFUSED, EXPIRED, "CANCELLED", "INVALID_ARGUMENT"}, \
+        server_codes
     # Every row the model computed was answered OK: no request failed for
     # its deadline (or its cancellation) was computed.
     assert delta["rows_computed"] == server_codes.get(OK, 0), delta
@@ -193,3 +196,29 @@ def test_expired_requests_are_never_computed_and_fail_at_their_deadline(server, 
     assert (DEADLINE_MS - 5) * 1000 <= expired["p50"] <= (DEADLINE_MS + 20) * 1000, expired
     assert expired["p99"] <= (DEADLINE_MS + 50) * 1000, expired
     assert ov.metric(samples, "fusion_inflight_requests") == 0, "requests still in flight"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "server/api/scoring_service.cc (Score) parses request_bytes even when gRPC "
+    "invokes the handler for a call whose request never arrived "
+    "(request_bytes->Valid() is false): it parses as an empty ScoreRequest and is "
+    "counted INVALID_ARGUMENT. Reported to the lead; api/ is not this suite's to fix"))
+def test_calls_gone_before_their_request_arrives_are_not_counted_invalid(server, stubs):
+    """Calls whose deadline passes before their message reaches the server
+    (1 us deadlines) are DEADLINE_EXCEEDED or CANCELLED for the server too,
+    never INVALID_ARGUMENT: an SRE alerting on bad input would be paged by
+    an overload."""
+    import grpc
+    golden = harness.load_golden()
+    request = harness.request_from_golden(stubs, golden[0])
+    before = ov.requests_by_code(harness.scrape_metrics(server))
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        score = stubs.scoring_pb2_grpc.ScoringServiceStub(channel).Score
+        score(request, timeout=10)  # connected
+        calls = [score.future(request, timeout=1e-6) for _ in range(1000)]
+        codes = {call.code().name for call in calls}
+    time.sleep(1)
+    after = ov.requests_by_code(harness.scrape_metrics(server))
+    invalid = after.get("INVALID_ARGUMENT", 0) - before.get("INVALID_ARGUMENT", 0)
+    assert codes <= {EXPIRED, OK}, codes
+    assert invalid == 0, f"{invalid} of 1000 valid requests counted INVALID_ARGUMENT"
