@@ -13,15 +13,18 @@ about ten times the compute per request, the same cost to receive and
 refuse). For each, in one run:
 1. saturation: fusion-bench closed loop, concurrency 64: the most responses/s
    the server gives (S);
-2. burst: one open loop (Poisson arrivals, 4 channels) at S/2 for --pre_s,
-   10 x S for --burst_s, S/2 again for --post_s. Reported: the refusals
+2. burst: one open loop (Poisson arrivals, 4 channels, 5-s call deadlines)
+   at S/2 for --pre_s, 10 x S for --burst_s (--factors 3,5,10: one burst
+   after the other, to see where refusals stop being fast), S/2 again for
+   --post_s. Reported: the refusals
    (RESOURCE_EXHAUSTED) and their time, client side from the hand-over to
    gRPC to the answer (refuse p99); the accepted requests' latency from their
    intended send time (accepted p99); any other code; the server's RSS
    (/proc, every 50 ms: before, peak during, after) and open fds; the OK p99
-   of every 100 ms; and the recovery time: from the burst's end to the first
+   of every 100 ms; the recovery time: from the burst's end to the first
    100-ms slice from which the OK p99 over the next second is back at or
-   under the pre-burst p99 (the p99 of the first phase's OK requests);
+   under the pre-burst p99 (the p99 of the first phase's OK requests); and
+   how long the server stayed busy once the generator was done;
 3. deadlines: an open loop at 10 x S for --deadline_s where every call has a
    --deadline_ms deadline. Reported: the codes the client saw; how late each
    DEADLINE_EXCEEDED came (its time minus the deadline); and the server's
@@ -50,6 +53,11 @@ WORKLOADS = {
              "what": "generated: 64-128 token ids + a feature_vector"},
 }
 BURST_CHANNELS = 4
+# Each burst call's deadline, and the most calls the generator keeps open: a
+# server that falls behind shows as DEADLINE_EXCEEDED after BURST_TIMEOUT
+# instead of a generator that stops (and a run that never ends).
+BURST_TIMEOUT = "5s"
+BURST_MAX_OUTSTANDING = 200000
 
 
 def start_server(log_dir, extra_args):
@@ -65,17 +73,30 @@ def snapshot(server):
             "threads": ov.thread_count(pid)}
 
 
-def burst(server, saturation, workload, args):
-    base, peak = saturation * args.base_fraction, saturation * args.factor
+def wait_until_idle(server, timeout_s=180):
+    """Seconds until nothing is in flight in the server (None: not in time)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if ov.metric(harness.scrape_metrics(server), "fusion_inflight_requests") == 0:
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.1)
+    return None
+
+
+def burst(server, saturation, factor, workload, args):
+    base, peak = saturation * args.base_fraction, saturation * factor
     phases = [(base, args.pre_s), (peak, args.burst_s), (base, args.post_s)]
     before = snapshot(server)
     counters_before = ov.compute_counters(harness.scrape_metrics(server))
     with ov.ProcessSampler(server.proc.pid) as sampler:
         report = ov.run_bench(server.grpc_address, [
             f"--rate_profile={ov.rate_profile(phases)}", "--warmup=2s", "--timeline=100ms",
-            "--timeline_latencies", f"--channels={BURST_CHANNELS}", *workload],
-            timeout_s=sum(p[1] for p in phases) + 180,
+            "--timeline_latencies", f"--channels={BURST_CHANNELS}",
+            f"--timeout={BURST_TIMEOUT}", f"--max_outstanding={BURST_MAX_OUTSTANDING}",
+            "--drain_timeout=10s", *workload],
+            timeout_s=sum(p[1] for p in phases) + 300,
             pin_core=CLIENT_CORE)
+        idle_after_s = wait_until_idle(server)
         time.sleep(1.0)
     after = snapshot(server)
     counters = ov.counters_delta(ov.compute_counters(harness.scrape_metrics(server)),
@@ -92,8 +113,9 @@ def burst(server, saturation, workload, args):
         "pre_burst": phase_figures(pre),
         "burst": phase_figures(during),
         "post_burst": phase_figures(post),
-        "refuse_p99_ms": ms(ov.code_latency(during, "RESOURCE_EXHAUSTED")["p99"]),
-        "accepted_p99_ms": ms(ov.code_latency(during, "OK", "latency_us")["p99"]),
+        "refuse_p99_ms": ms((ov.code_latency(during, "RESOURCE_EXHAUSTED") or {}).get("p99")),
+        "accepted_p99_ms": ms((ov.code_latency(during, "OK", "latency_us") or {}).get("p99")),
+        "server_busy_after_the_run_s": idle_after_s,
         "pre_burst_p99_ms": ms(reference),
         "recovery_s": ov.recovery_s(timeline, args.pre_s + args.burst_s, reference),
         "recovery_definition": (
@@ -104,6 +126,7 @@ def burst(server, saturation, workload, args):
             "peak_during": round(sampler.peak_rss(burst_start, burst_end) / ov.MIB, 1),
             "peak_whole_run": round(sampler.peak_rss() / ov.MIB, 1),
             "after": after["rss_mib"]},
+        "call_deadline": BURST_TIMEOUT,
         "server_fds": {"before": before["fds"], "max_during": sampler.max_fds(),
                        "after": after["fds"]},
         "server_threads": {"before": before["threads"], "after": after["threads"]},
@@ -118,15 +141,17 @@ def burst(server, saturation, workload, args):
 
 
 def deadlines(server, saturation, workload, args):
-    rate = saturation * args.factor
+    rate = saturation * args.deadline_factor
     counters_before = ov.compute_counters(harness.scrape_metrics(server))
     histogram_before = ov.duration_histogram(harness.scrape_metrics(server))
     report = ov.run_bench(server.grpc_address, [
         f"--rate_profile={ov.rate_profile([(rate, args.deadline_s)])}", "--warmup=0s",
         f"--timeout={args.deadline_ms}ms", "--drain_timeout=5s",
+        f"--max_outstanding={BURST_MAX_OUTSTANDING}",
         f"--channels={BURST_CHANNELS}", *workload],
         timeout_s=args.deadline_s + 120, pin_core=CLIENT_CORE)
-    time.sleep(0.5)
+    queued_at_end = ov.metric(harness.scrape_metrics(server), "fusion_queue_depth")
+    idle_after_s = wait_until_idle(server)
     samples = harness.scrape_metrics(server)
     counters = ov.counters_delta(ov.compute_counters(samples), counters_before)
     histogram = [(le, n - dict(histogram_before).get(le, 0))
@@ -146,6 +171,8 @@ def deadlines(server, saturation, workload, args):
                                "hand-over to gRPC, over the DEADLINE_EXCEEDED calls",
         "server_counters": counters,
         "rows_computed_equal_server_ok": counters["rows_computed"] == server_ok,
+        "queued_when_every_deadline_had_passed": queued_at_end,
+        "server_busy_after_the_run_s": idle_after_s,
         "computed_but_answered_late": server_ok - client_codes.get("OK", 0),
         "server_duration_share_within": {
             f"{le:g}s": round(n / total, 4) if total else None for le, n in histogram
@@ -184,13 +211,16 @@ def measure(name, args, log_dir):
             "saturation": {"ok_rps": saturation, "concurrency": 64,
                            "p99_ms": ms(sat_run["latency_us"]["p99"]),
                            "mean_batch_size": sat_run["server"]["mean_batch_size"]},
-            "burst": burst(server, saturation, workload, args),
+            "bursts": {},
         }
-        b = result["burst"]
-        print(f"{name}: burst at {b['rates']['burst_rps']:.0f} req/s: refuse p99 "
-              f"{b['refuse_p99_ms']} ms, accepted p99 {b['accepted_p99_ms']} ms, pre-burst "
-              f"p99 {b['pre_burst_p99_ms']} ms, recovery {b['recovery_s']} s, "
-              f"RSS {b['server_rss_mib']}", flush=True)
+        for factor in args.factors:
+            b = burst(server, saturation, factor, workload, args)
+            result["bursts"][f"{factor:g}x"] = b
+            print(f"{name}: burst at {factor:g}x = {b['rates']['burst_rps']:.0f} req/s: refuse "
+                  f"p99 {b['refuse_p99_ms']} ms, accepted p99 {b['accepted_p99_ms']} ms, "
+                  f"pre-burst p99 {b['pre_burst_p99_ms']} ms, recovery {b['recovery_s']} s, "
+                  f"RSS {b['server_rss_mib']}, busy {b['server_busy_after_the_run_s']} s "
+                  "after the run", flush=True)
         result["deadlines"] = deadlines(server, saturation, workload, args)
         d = result["deadlines"]
         print(f"{name}: deadlines: codes {d['client_codes']}, lateness {d['lateness_ms']}, "
@@ -208,7 +238,9 @@ def main():
                                                       "overload_cpu.json"))
     parser.add_argument("--workloads", default="golden,long")
     parser.add_argument("--saturation_s", type=float, default=10)
-    parser.add_argument("--factor", type=float, default=10)
+    parser.add_argument("--factors", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[10.0], help="burst rates, in multiples of the capacity")
+    parser.add_argument("--deadline_factor", type=float, default=10)
     parser.add_argument("--base_fraction", type=float, default=0.5)
     parser.add_argument("--pre_s", type=float, default=5)
     parser.add_argument("--burst_s", type=float, default=30)
@@ -222,6 +254,7 @@ def main():
     os.makedirs(log_dir, exist_ok=True)
     result = {"setup": {"server_core": SERVER_CORE, "client_core": CLIENT_CORE,
                         "host_cpus": os.cpu_count(), "burst_channels": BURST_CHANNELS,
+                        "burst_call_deadline": BURST_TIMEOUT,
                         "args": vars(args), "unix_time": int(time.time())},
               "workloads": {}}
     for name in args.workloads.split(","):
