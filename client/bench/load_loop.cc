@@ -88,7 +88,7 @@ class Level {
   // Open loop: Poisson arrivals until the window ends.
   void RunOpen(int64_t start_ns) {
     std::thread measure([this] { MeasureWindow(); });
-    PoissonArrivals arrivals(spec_.rate, spec_.seed);
+    PoissonArrivals arrivals(RateSteps(), spec_.seed);
     int64_t intended = start_ns;
     uint64_t sequence = 0;
     while (true) {
@@ -133,10 +133,40 @@ class Level {
     r.throughput_rps = r.stats.completed_in_window / r.window_s;
     r.ok_rps = r.stats.window_codes.ok() / r.window_s;
     r.client_cpu_s = cpu_end_s_ - cpu_start_s_;
+    r.window_start_monotonic_s = window_start_ns_ / 1e9;
+    int64_t from = window_start_ns_;
+    for (const RatePhase& phase : spec_.rate_profile) {
+      const int64_t to = from + absl::ToInt64Nanoseconds(phase.duration);
+      PhaseResult p;
+      p.phase = phase;
+      p.start_s = (from - window_start_ns_) / 1e9;
+      p.stats = recorder_.SummarizeSpan(from, to);
+      p.ok_rps = p.stats.codes.ok() / absl::ToDoubleSeconds(phase.duration);
+      r.phases.push_back(std::move(p));
+      from = to;
+    }
+    if (spec_.timeline_bucket > absl::ZeroDuration()) {
+      r.timeline =
+          recorder_.Timeline(absl::ToInt64Nanoseconds(spec_.timeline_bucket),
+                             spec_.timeline_latencies);
+    }
     return r;
   }
 
  private:
+  // The arrival rate from the level's start: one rate, or the profile's
+  // (the warmup at its first phase's rate).
+  std::vector<PoissonArrivals::Step> RateSteps() const {
+    if (spec_.rate_profile.empty()) return {{0, spec_.rate}};
+    std::vector<PoissonArrivals::Step> steps;
+    int64_t from = absl::ToInt64Nanoseconds(spec_.warmup);  // window start
+    for (const RatePhase& phase : spec_.rate_profile) {
+      steps.push_back({steps.empty() ? 0 : from, phase.rate});
+      from += absl::ToInt64Nanoseconds(phase.duration);
+    }
+    return steps;
+  }
+
   // One request (or closed-loop slot) is over; wakes the generator waiting
   // at max_outstanding, or Drain.
   void Retire() {

@@ -6,6 +6,12 @@
 // Timeline: warmup, then the measurement window (`duration`), then a drain
 // during which no new request starts. Stats cover requests intended inside
 // the window; RunLevel blocks until the level has drained.
+//
+// An open loop may follow a rate profile instead of one rate (e.g. a steady
+// rate, a burst at ten times it, the steady rate again): the window is then
+// its phases back to back, the warmup runs at the first phase's rate, and
+// each phase is also summarised on its own. A timeline cuts the window into
+// equal slices (e.g. the p99 of every 100 ms, to see a recovery).
 #ifndef FUSION_CLIENT_BENCH_LOAD_LOOP_H_
 #define FUSION_CLIENT_BENCH_LOAD_LOOP_H_
 
@@ -13,8 +19,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "client/bench/arrivals.h"
 #include "client/bench/recorder.h"
 #include "client/bench/senders.h"
 #include "client/bench/workload.h"
@@ -34,6 +42,21 @@ struct LoadSpec {
   int max_outstanding = 20000;
   double attention_fraction = 0;  // share of requests asking for attention
   uint64_t seed = 1;
+  // Open loop: when not empty, the rates of the window's phases; `rate` is
+  // then the first phase's and `duration` the sum of theirs.
+  std::vector<RatePhase> rate_profile;
+  // > 0: also summarise the window in slices this long (with each slice's
+  // OK latencies when timeline_latencies).
+  absl::Duration timeline_bucket = absl::ZeroDuration();
+  bool timeline_latencies = false;
+};
+
+// One phase of a rate profile, summarised.
+struct PhaseResult {
+  RatePhase phase;
+  double start_s = 0;  // from the window's start
+  SpanStats stats;
+  double ok_rps = 0;  // OK responses intended in the phase, per s
 };
 
 struct LevelResult {
@@ -46,6 +69,11 @@ struct LevelResult {
   // CPU time (user + system) of this whole process during the window.
   double client_cpu_s = 0;
   int64_t unfinished = 0;  // outstanding when the drain timed out
+  // The window's start on the steady clock (CLOCK_MONOTONIC on Linux, the
+  // clock of other processes' time.monotonic()), to line up other samples.
+  double window_start_monotonic_s = 0;
+  std::vector<PhaseResult> phases;      // with a rate profile
+  std::vector<TimelinePoint> timeline;  // with a timeline bucket
 };
 
 // Makes the sender for a level; the handler must receive every outcome.

@@ -25,6 +25,17 @@ ABSL_FLAG(int, concurrency, 0,
           "Closed loop: requests kept outstanding (default 1 when --rate is "
           "not given)");
 ABSL_FLAG(double, rate, 0, "Open loop: requests/s with Poisson arrivals");
+ABSL_FLAG(std::string, rate_profile, "",
+          "Open loop through phases of different rates, one window: "
+          "RATE:DURATION,... e.g. 1000:5s,10000:30s,1000:10s (a burst); "
+          "replaces --rate, --sweep and --duration, and each phase is "
+          "reported on its own too");
+ABSL_FLAG(absl::Duration, timeline, absl::ZeroDuration(),
+          "Also report the window in slices this long (e.g. 100ms): "
+          "requests and codes, and the p50/p99 of OK responses, per slice");
+ABSL_FLAG(bool, timeline_latencies, false,
+          "With --timeline: list every OK latency of each slice too (to take "
+          "percentiles over any span afterwards)");
 ABSL_FLAG(std::string, sweep, "",
           "Levels to run one after the other, e.g. 1,4,16,64: concurrencies, "
           "or rates when --rate is given; 'rate:100,200' / "
@@ -70,6 +81,7 @@ constexpr char kUsage[] = R"(fusion-bench [flags]
 
 Closed loop:  fusion-bench --target host:port --concurrency 64 --duration 10s
 Open loop:    fusion-bench --target host:port --rate 500 --duration 10s
+Burst:        fusion-bench --rate_profile 1000:5s,10000:30s,1000:10s --timeline 100ms
 Sweep:        fusion-bench --sweep 1,4,16,64   |   --rate 1 --sweep 100,200,400
 Balancing:    fusion-bench --target ipv4:10.0.0.1:50051,10.0.0.2:50051 --lb round_robin
 Workload:     --input golden.jsonl | --synthetic_lengths uniform:8:64
@@ -85,6 +97,18 @@ int Usage(const std::string& message) {
 absl::Status ParseLevels(bool* open_loop, std::vector<double>* levels) {
   const double rate = absl::GetFlag(FLAGS_rate);
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (const std::string profile = absl::GetFlag(FLAGS_rate_profile);
+      !profile.empty()) {
+    if (rate != 0 || concurrency != 0 || !absl::GetFlag(FLAGS_sweep).empty()) {
+      return absl::InvalidArgumentError(
+          "--rate_profile replaces --rate, --concurrency and --sweep");
+    }
+    absl::StatusOr<std::vector<RatePhase>> phases = ParseRateProfile(profile);
+    if (!phases.ok()) return phases.status();
+    *open_loop = true;
+    levels->push_back(phases->front().rate);
+    return absl::OkStatus();
+  }
   if (rate > 0 && concurrency > 0) {
     return absl::InvalidArgumentError(
         "give --concurrency (closed loop) or --rate (open loop), not both");
@@ -210,6 +234,14 @@ absl::Status ValidateFlags() {
     return absl::InvalidArgumentError(
         "--duration must be > 0 and --warmup >= 0");
   }
+  if (absl::GetFlag(FLAGS_timeline) < absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_timeline) == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("--timeline must be finite and >= 0");
+  }
+  if (absl::GetFlag(FLAGS_timeline_latencies) &&
+      absl::GetFlag(FLAGS_timeline) == absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--timeline_latencies needs --timeline");
+  }
   return absl::OkStatus();
 }
 
@@ -228,17 +260,36 @@ absl::StatusOr<std::vector<std::unique_ptr<fusion::Client>>> MakeClients(
   return clients;
 }
 
+// --rate_profile's phases (checked in ParseLevels), or none.
+std::vector<RatePhase> RateProfile() {
+  const std::string profile = absl::GetFlag(FLAGS_rate_profile);
+  if (profile.empty()) return {};
+  return *ParseRateProfile(profile);
+}
+
+// A level's window: --duration, or the sum of the profile's phases.
+absl::Duration WindowDuration() {
+  const std::vector<RatePhase> profile = RateProfile();
+  if (profile.empty()) return absl::GetFlag(FLAGS_duration);
+  absl::Duration sum;
+  for (const RatePhase& phase : profile) sum += phase.duration;
+  return sum;
+}
+
 LoadSpec SpecFor(bool open_loop, double level, uint64_t index) {
   LoadSpec spec;
   spec.open_loop = open_loop;
   spec.rate = open_loop ? level : 0;
   spec.concurrency = open_loop ? 0 : static_cast<int>(level);
   spec.warmup = absl::GetFlag(FLAGS_warmup);
-  spec.duration = absl::GetFlag(FLAGS_duration);
   spec.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   spec.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
   spec.attention_fraction = absl::GetFlag(FLAGS_attention_fraction);
   spec.seed = absl::GetFlag(FLAGS_seed) + index;
+  spec.timeline_bucket = absl::GetFlag(FLAGS_timeline);
+  spec.timeline_latencies = absl::GetFlag(FLAGS_timeline_latencies);
+  spec.rate_profile = RateProfile();
+  spec.duration = WindowDuration();
   return spec;
 }
 
@@ -258,7 +309,9 @@ BenchConfig ConfigFor(const fusion::ClientOptions& options, bool open_loop,
                                     : absl::StrCat(workload.description(),
                                                    ", lengths ", lengths);
   config.warmup_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_warmup));
-  config.duration_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_duration));
+  config.duration_s = absl::ToDoubleSeconds(WindowDuration());
+  config.rate_profile = absl::GetFlag(FLAGS_rate_profile);
+  config.timeline_s = absl::ToDoubleSeconds(absl::GetFlag(FLAGS_timeline));
   config.attention_fraction = absl::GetFlag(FLAGS_attention_fraction);
   config.channels = absl::GetFlag(FLAGS_channels);
   config.streams = absl::GetFlag(FLAGS_streams);

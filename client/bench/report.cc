@@ -20,6 +20,65 @@ json CodesJson(const client::StatusCounts& counts) {
   return out;
 }
 
+// Every code, OK included.
+json AllCodesJson(const client::StatusCounts& counts) {
+  json out = CodesJson(counts);
+  if (counts.ok() > 0) out["OK"] = counts.ok();
+  return out;
+}
+
+json LatencyJson(const client::LatencySummary& l) {
+  return {{"count", l.count},         {"min", Round(l.min_us)},
+          {"mean", Round(l.mean_us)}, {"p50", Round(l.p50_us)},
+          {"p90", Round(l.p90_us)},   {"p99", Round(l.p99_us)},
+          {"p999", Round(l.p999_us)}, {"max", Round(l.max_us)}};
+}
+
+json ByCodeJson(const std::map<std::string, CodeLatency>& by_code) {
+  json out = json::object();
+  for (const auto& [name, entry] : by_code) {
+    out[name] = {{"count", entry.latency.count},
+                 {"latency_us", LatencyJson(entry.latency)},
+                 {"service_us", LatencyJson(entry.service)}};
+  }
+  return out;
+}
+
+json PhasesJson(const std::vector<PhaseResult>& phases) {
+  json out = json::array();
+  for (const PhaseResult& p : phases) {
+    out.push_back({{"rate", p.phase.rate},
+                   {"start_s", Round(p.start_s, 3)},
+                   {"duration_s", absl::ToDoubleSeconds(p.phase.duration)},
+                   {"requests", p.stats.codes.total()},
+                   {"ok_rps", Round(p.ok_rps)},
+                   {"codes", AllCodesJson(p.stats.codes)},
+                   {"latency_us", LatencyJson(p.stats.latency)},
+                   {"by_code", ByCodeJson(p.stats.by_code)}});
+  }
+  return out;
+}
+
+json TimelineJson(const std::vector<TimelinePoint>& timeline) {
+  json out = json::array();
+  for (const TimelinePoint& t : timeline) {
+    const bool any_ok = t.ok_latency.count > 0;
+    auto ok_us = [&](double v) -> json {
+      return any_ok ? json(Round(v)) : json(nullptr);
+    };
+    out.push_back({{"t_s", Round(t.t_s, 3)},
+                   {"requests", t.codes.total()},
+                   {"codes", AllCodesJson(t.codes)},
+                   {"ok_p50_us", ok_us(t.ok_latency.p50_us)},
+                   {"ok_p99_us", ok_us(t.ok_latency.p99_us)},
+                   {"ok_max_us", ok_us(t.ok_latency.max_us)}});
+    if (!t.ok_latencies_us.empty()) {
+      out.back()["ok_latencies_us"] = t.ok_latencies_us;
+    }
+  }
+  return out;
+}
+
 json TotalsJson(const client::StatusCounts& counts) {
   return {{"requests", counts.total()},
           {"ok", counts.ok()},
@@ -47,11 +106,9 @@ json LevelJson(const LevelResult& r) {
   out["completed"] = s.completed_in_window;
   out["throughput_rps"] = Round(r.throughput_rps);
   out["ok_rps"] = Round(r.ok_rps);
-  out["latency_us"] = {{"count", l.count},         {"min", Round(l.min_us)},
-                       {"mean", Round(l.mean_us)}, {"p50", Round(l.p50_us)},
-                       {"p90", Round(l.p90_us)},   {"p99", Round(l.p99_us)},
-                       {"p999", Round(l.p999_us)}, {"max", Round(l.max_us)}};
+  out["latency_us"] = LatencyJson(l);
   out["errors"] = CodesJson(s.window_codes);
+  out["by_code"] = ByCodeJson(s.by_code);
   if (server_timing) {
     out["server"] = {{"mean_batch_size", Round(s.mean_batch_size)},
                      {"mean_queue_us", Round(s.mean_queue_us)},
@@ -72,7 +129,40 @@ json LevelJson(const LevelResult& r) {
   out["totals"] = TotalsJson(s.all_codes);
   out["unfinished"] = r.unfinished;
   out["protocol"] = r.protocol;
+  out["window_start_monotonic_s"] = Round(r.window_start_monotonic_s, 6);
+  if (!r.phases.empty()) out["phases"] = PhasesJson(r.phases);
+  if (!r.timeline.empty()) out["timeline"] = TimelineJson(r.timeline);
   return out;
+}
+
+// A rate profile's phases: what was answered OK and how fast, and what was
+// refused (RESOURCE_EXHAUSTED) and how fast.
+void PrintPhases(std::FILE* out, const LevelResult& r) {
+  if (r.phases.empty()) return;
+  std::fprintf(
+      out,
+      "phases (%s; refuse p99: from the hand-over to gRPC to the "
+      "RESOURCE_EXHAUSTED answer):\n%9s %9s %9s %9s %9s %9s %13s  %s\n",
+      r.protocol.c_str(), "start s", "rate/s", "ok/s", "ok p50 ms", "ok p99 ms",
+      "refused", "refuse p99 ms", "other errors");
+  const std::string refused =
+      absl::StatusCodeToString(absl::StatusCode::kResourceExhausted);
+  for (const PhaseResult& p : r.phases) {
+    const auto ok = p.stats.by_code.find("OK");
+    const auto no = p.stats.by_code.find(refused);
+    const client::LatencySummary none;
+    const client::LatencySummary& ok_l =
+        ok == p.stats.by_code.end() ? none : ok->second.latency;
+    const client::LatencySummary& no_l =
+        no == p.stats.by_code.end() ? none : no->second.service;
+    client::StatusCounts others = p.stats.codes;
+    others.Add(absl::StatusCode::kResourceExhausted, -no_l.count);
+    std::fprintf(out, "%9.1f %9.0f %9.1f %9.2f %9.2f %9lld %13.2f  %s\n",
+                 p.start_s, p.phase.rate, p.ok_rps, ok_l.p50_us / 1e3,
+                 ok_l.p99_us / 1e3, static_cast<long long>(no_l.count),
+                 no_l.p99_us / 1e3, others.ErrorsToString().c_str());
+  }
+  std::fprintf(out, "\n");
 }
 
 }  // namespace
@@ -103,6 +193,8 @@ json ReportJson(const BenchConfig& c, const std::vector<LevelResult>& levels) {
                  {"attention_fraction", c.attention_fraction},
                  {"channels", c.channels}};
   if (c.mode == "stream") config["streams"] = c.streams;
+  if (!c.rate_profile.empty()) config["rate_profile"] = c.rate_profile;
+  if (c.timeline_s > 0) config["timeline_s"] = c.timeline_s;
   if (any_v2 || c.protocol != "native") {
     config["v2_contents"] = c.v2_raw ? "raw" : "typed";
     config["server_timing"] = kNoV2Timing;
@@ -160,6 +252,7 @@ void PrintTable(std::FILE* out, const BenchConfig& c,
                    r.unfinished > 0 ? " (some requests never finished)" : "");
     }
   }
+  for (const LevelResult& r : levels) PrintPhases(out, r);
   std::fprintf(out,
                "latency: from the intended send time to the response; batch, "
                "queue and compute: server-side means over OK responses%s;\n"

@@ -64,6 +64,55 @@ TEST(ReportJson, V2RunsHaveNullServerTiming) {
   EXPECT_EQ(j["totals"]["requests"], 4);
 }
 
+TEST(ReportJson, PhasesTimelineAndCodesOfABurst) {
+  LevelResult r = Level("native");
+  r.spec.open_loop = true;
+  r.spec.rate = 100;
+  r.stats.by_code["OK"].latency.count = 1;
+  r.stats.by_code["OK"].latency.p99_us = 1500;
+  r.stats.by_code["RESOURCE_EXHAUSTED"].service.p99_us = 800;
+  PhaseResult burst;
+  burst.phase = {1000, absl::Seconds(2)};
+  burst.start_s = 5;
+  burst.stats.codes.Add(absl::StatusCode::kOk, 3);
+  burst.stats.codes.Add(absl::StatusCode::kResourceExhausted, 7);
+  burst.ok_rps = 1.5;
+  r.phases.push_back(burst);
+  TimelinePoint empty, busy;
+  busy.t_s = 0.1;
+  busy.codes.Add(absl::StatusCode::kOk, 2);
+  busy.ok_latency.count = 2;
+  busy.ok_latency.p99_us = 2500;
+  r.timeline = {empty, busy};
+  BenchConfig config;
+  config.rate_profile = "100:5s,1000:2s";
+  config.timeline_s = 0.1;
+  const nlohmann::json j = ReportJson(config, {r});
+  EXPECT_EQ(j["config"]["rate_profile"], "100:5s,1000:2s");
+  EXPECT_EQ(j["config"]["timeline_s"], 0.1);
+  const auto& run = j["runs"][0];
+  EXPECT_EQ(run["by_code"]["OK"]["latency_us"]["p99"], 1500);
+  EXPECT_EQ(run["by_code"]["RESOURCE_EXHAUSTED"]["service_us"]["p99"], 800);
+  ASSERT_EQ(run["phases"].size(), 1u);
+  EXPECT_EQ(run["phases"][0]["rate"], 1000);
+  EXPECT_EQ(run["phases"][0]["duration_s"], 2);
+  EXPECT_EQ(run["phases"][0]["requests"], 10);
+  EXPECT_EQ(run["phases"][0]["codes"]["OK"], 3);
+  EXPECT_EQ(run["phases"][0]["codes"]["RESOURCE_EXHAUSTED"], 7);
+  ASSERT_EQ(run["timeline"].size(), 2u);
+  EXPECT_TRUE(run["timeline"][0]["ok_p99_us"].is_null());
+  EXPECT_EQ(run["timeline"][1]["ok_p99_us"], 2500);
+  EXPECT_EQ(run["timeline"][1]["codes"]["OK"], 2);
+}
+
+TEST(ReportJson, NoPhasesOrTimelineUnlessAsked) {
+  const nlohmann::json j = ReportJson(BenchConfig{}, {Level("native")});
+  EXPECT_FALSE(j["runs"][0].contains("phases"));
+  EXPECT_FALSE(j["runs"][0].contains("timeline"));
+  EXPECT_FALSE(j["config"].contains("rate_profile"));
+  EXPECT_TRUE(j["runs"][0]["by_code"].is_object());
+}
+
 TEST(PrintTable, ShowsTheProtocolAndDashesForV2) {
   BenchConfig config;
   config.mode = "unary";
