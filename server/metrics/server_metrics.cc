@@ -62,6 +62,7 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
     padded["kind"] = "padded";
     real_tokens_ = &m.tokens_.Add(real);
     padded_tokens_ = &m.tokens_.Add(padded);
+    forward_failures_ = &m.forward_failures_.Add(labels);
   }
 
   const std::string& model() const { return model_; }
@@ -89,6 +90,10 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
         static_cast<double>(stats.computed_tokens - stats.real_tokens));
   }
 
+  void OnForwardFailed(int requests) override {
+    forward_failures_->Increment(requests);
+  }
+
  private:
   const std::string model_;
   const std::string version_;
@@ -101,6 +106,7 @@ class ServerMetrics::ModelObserver final : public serving::ServingObserver {
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Counter* real_tokens_ = nullptr;
   prometheus::Counter* padded_tokens_ = nullptr;
+  prometheus::Counter* forward_failures_ = nullptr;
 };
 
 ServerMetrics::ServerMetrics()
@@ -146,6 +152,13 @@ ServerMetrics::ServerMetrics()
                         "kind=padded (padding added to fill a batch); "
                         "padding efficiency = real / (real + padded)")
                   .Register(*registry_)),
+      forward_failures_(
+          prometheus::BuildCounter()
+              .Name("fusion_forward_failures_total")
+              .Help("Requests the model's forward failed on, answered "
+                    "INTERNAL. A failed batch is computed again in halves, "
+                    "so only requests that fail alone count")
+              .Register(*registry_)),
       model_ready_(prometheus::BuildGauge()
                        .Name("fusion_model_ready")
                        .Help("1 when the model version is loaded, warmed up "

@@ -25,6 +25,9 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
   observer->OnBatchComputed({/*size=*/2, /*real_tokens=*/30,
                              /*computed_tokens=*/40,
                              /*compute=*/absl::Milliseconds(4)});
+  observer->OnForwardFailed(1);
+  observer->OnForwardFailed(2);
+  metrics.ForModel("fusion", "2");
   metrics.RecordUnroutedRequest(absl::StatusCode::kNotFound);
   metrics.SetModelLoaded("fusion", "1", 1.5, 0.5);
   metrics.RecordLoadFailure("fusion", "2");
@@ -45,6 +48,12 @@ TEST(ServerMetricsTest, RecordsRequestsBatchesAndTokens) {
   EXPECT_TRUE(HasLine(
       text,
       R"(fusion_model_load_failures_total{model="fusion",version="2"} 1)"));
+  EXPECT_TRUE(HasLine(
+      text, R"(fusion_forward_failures_total{model="fusion",version="1"} 3)"))
+      << text;
+  // Present from the start, so that an alert on its rate has a series.
+  EXPECT_TRUE(HasLine(
+      text, R"(fusion_forward_failures_total{model="fusion",version="2"} 0)"));
   EXPECT_TRUE(
       HasLine(text, R"(fusion_model_ready{model="fusion",version="2"} 0)"));
   EXPECT_TRUE(HasLine(

@@ -7,11 +7,25 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/batching/options.h"
 
 namespace fusion::runtime {
 namespace {
+
+// Keeps the text-format parser's first error, as ":LINE:COLUMN: message"
+// (lines and columns from 1), instead of letting it go to protobuf's log.
+class FirstParseError final : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (where_and_what.empty()) {
+      where_and_what =
+          absl::StrCat(":", line + 1, ":", column + 1, ": ", message);
+    }
+  }
+  std::string where_and_what;
+};
 
 absl::Status Invalid(const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("config.pbtxt: ", what));
@@ -151,8 +165,12 @@ absl::StatusOr<fusion::v1::ModelConfig> LoadBundleConfig(
   std::stringstream text;
   text << in.rdbuf();
   fusion::v1::ModelConfig config;
-  if (!google::protobuf::TextFormat::ParseFromString(text.str(), &config)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot parse ", path));
+  FirstParseError error;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&error);
+  if (!parser.ParseFromString(text.str(), &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot parse ", path, error.where_and_what));
   }
   return NormalizeConfig(std::move(config), overrides);
 }

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "google/protobuf/text_format.h"
 
 namespace fusion::runtime {
@@ -131,6 +134,28 @@ TEST(BundleConfigTest, WarmupDefaultsToOneRoundAndZeroTurnsItOff) {
 TEST(BundleConfigTest, MissingBundleIsNotFound) {
   auto config = LoadBundleConfig("/nonexistent/bundle");
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(BundleConfigTest, ASyntaxErrorNamesTheFileLineAndColumn) {
+  const std::string dir = ::testing::TempDir() + "/bundle_config_syntax";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.pbtxt")
+      << "name: \"m\"\nversion: 1\nmax_tokens: twelve\n";
+  auto config = LoadBundleConfig(dir);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find(dir + "/config.pbtxt:3:13: "),
+            std::string::npos)
+      << config.status();
+  EXPECT_NE(config.status().message().find("twelve"), std::string::npos)
+      << config.status();
+  std::ofstream(dir + "/config.pbtxt") << "name: \"m\"\nno_such_field: 1\n";
+  config = LoadBundleConfig(dir);
+  EXPECT_NE(config.status().message().find("config.pbtxt:2:"),
+            std::string::npos)
+      << config.status();
+  EXPECT_NE(config.status().message().find("no_such_field"), std::string::npos)
+      << config.status();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

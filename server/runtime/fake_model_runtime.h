@@ -1,11 +1,12 @@
 // A ModelRuntime for tests: deterministic outputs, records the batches it
-// saw and when each stage ran, and can be told to fail a stage or to hold the
-// forward until released.
+// saw and when each stage ran, and can be told to fail a stage, to fail
+// every batch holding a marked input, or to hold the forward until released.
 #ifndef FUSION_SERVER_RUNTIME_FAKE_MODEL_RUNTIME_H_
 #define FUSION_SERVER_RUNTIME_FAKE_MODEL_RUNTIME_H_
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +64,13 @@ class FakeModelRuntime final : public ModelRuntime {
     if (!fail_run_with_.ok()) {
       return std::exchange(fail_run_with_, absl::OkStatus());
     }
+    for (const ScoringInput* in : prepared.inputs) {
+      for (float value : in->features) {
+        if (poison_.has_value() && value == poison_->first) {
+          return poison_->second;
+        }
+      }
+    }
     return Compute(prepared.inputs);
   }
 
@@ -73,6 +81,12 @@ class FakeModelRuntime final : public ModelRuntime {
   void FailNextBatch(absl::Status status) {
     absl::MutexLock lock(&mu_);
     fail_run_with_ = std::move(status);
+  }
+  // From now on every Run whose batch holds an input with a feature equal
+  // to `value` fails with `status`, as a model that raises on it would.
+  void PoisonFeatureValue(float value, absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    poison_.emplace(value, std::move(status));
   }
   // The next Prepare fails with `status`.
   void FailNextPrepare(absl::Status status) {
@@ -157,6 +171,7 @@ class FakeModelRuntime final : public ModelRuntime {
   bool released_ ABSL_GUARDED_BY(mu_) = true;
   absl::Status fail_prepare_with_ ABSL_GUARDED_BY(mu_);
   absl::Status fail_run_with_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::pair<float, absl::Status>> poison_ ABSL_GUARDED_BY(mu_);
   int runs_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
   std::vector<BatchEvents> events_ ABSL_GUARDED_BY(mu_);

@@ -200,7 +200,12 @@ TEST(GoldenFile, ReadsTheBundlesAnswers) {
     EXPECT_EQ(golden.input.features.size(), 16u);
     ASSERT_EQ(golden.probabilities.size(), 2u);
     EXPECT_NEAR(golden.probabilities[0] + golden.probabilities[1], 1.0, 1e-5);
+    EXPECT_TRUE(golden.text.has_value());
   }
+  EXPECT_EQ((*cases)[0].line, 1);
+  EXPECT_EQ((*cases)[0].request_id, "golden-000");
+  EXPECT_EQ(DescribeGoldenCase((*cases)[7]),
+            "golden.jsonl line 8 (golden-007)");
 }
 
 TEST(GoldenFile, MissingIsNotFoundAndMalformedIsInvalid) {
@@ -214,6 +219,10 @@ TEST(GoldenFile, MissingIsNotFoundAndMalformedIsInvalid) {
     EXPECT_EQ(ReadGoldenFile(path).status().code(),
               absl::StatusCode::kInvalidArgument)
         << line;
+    // The message names the file and the line.
+    EXPECT_NE(ReadGoldenFile(path).status().message().find(path + ":1: "),
+              std::string::npos)
+        << ReadGoldenFile(path).status();
   }
   std::remove(path.c_str());
 }
@@ -226,12 +235,15 @@ TEST(GoldenFile, CasesMustFitTheModel) {
   EXPECT_TRUE(CheckGoldenCasesFit({fits}, 8, 2, 2).ok());
   EXPECT_TRUE(absl::IsInvalidArgument(CheckGoldenCasesFit({}, 8, 2, 2)));
   GoldenCase bad = fits;
+  bad.line = 2;
   bad.input.features.push_back(3.0f);  // would be copied past the buffer
   EXPECT_TRUE(
       absl::IsInvalidArgument(CheckGoldenCasesFit({fits, bad}, 8, 2, 2)));
-  EXPECT_NE(
-      CheckGoldenCasesFit({fits, bad}, 8, 2, 2).message().find("golden case 2"),
-      std::string::npos);
+  EXPECT_NE(CheckGoldenCasesFit({fits, bad}, 8, 2, 2)
+                .message()
+                .find("golden.jsonl line 2 does not fit"),
+            std::string::npos)
+      << CheckGoldenCasesFit({fits, bad}, 8, 2, 2);
   bad = fits;
   bad.input.token_ids.clear();
   EXPECT_FALSE(CheckGoldenCasesFit({bad}, 8, 2, 2).ok());
@@ -253,6 +265,32 @@ TEST(GoldenFile, MaxProbabilityDeltaOverEveryClass) {
   EXPECT_TRUE(std::isinf(MaxProbabilityDelta(cases, outputs)));
   outputs.pop_back();
   EXPECT_TRUE(std::isinf(MaxProbabilityDelta(cases, outputs)));
+}
+
+TEST(GoldenFile, FirstDisagreementNamesTheCaseWithBothAnswers) {
+  std::vector<GoldenCase> cases(3);
+  for (int i = 0; i < 3; ++i) {
+    cases[i].probabilities = {0.25f, 0.75f};
+    cases[i].line = i + 1;
+    cases[i].request_id = "g" + std::to_string(i);
+  }
+  std::vector<ScoringOutput> outputs(3);
+  for (auto& out : outputs) out.probabilities = {0.2505f, 0.7495f};
+  EXPECT_EQ(FirstDisagreement(cases, outputs, 1e-3), std::nullopt);
+  outputs[1].probabilities = {0.5f, 0.5f};
+  outputs[2].probabilities = {0.0f, 1.0f};
+  EXPECT_EQ(FirstDisagreement(cases, outputs, 1e-3),
+            "golden.jsonl line 2 (g1): expected [0.25, 0.75], got [0.5, 0.5], "
+            "off by 0.25");
+  outputs[1].probabilities = {std::nanf(""), 0.75f};
+  EXPECT_NE(FirstDisagreement(cases, outputs, 1e-3)->find("line 2 (g1)"),
+            std::string::npos);
+  outputs[1].probabilities = {0.25f};  // a class missing
+  EXPECT_NE(FirstDisagreement(cases, outputs, 1e-3)->find("line 2 (g1)"),
+            std::string::npos);
+  outputs.pop_back();
+  EXPECT_EQ(FirstDisagreement(cases, outputs, 1e-3),
+            "2 answers for 3 golden cases");
 }
 
 }  // namespace

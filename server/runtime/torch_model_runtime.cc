@@ -20,6 +20,7 @@
 #include "server/runtime/cpu_budget.h"
 #include "server/runtime/golden_file.h"
 #include "server/runtime/precision.h"
+#include "server/runtime/torch_error_text.h"
 
 namespace fusion::runtime {
 namespace {
@@ -60,18 +61,26 @@ struct TorchPreparedBatch final : PreparedBatch {
   std::vector<torch::jit::IValue> inputs;  // ids, mask, features, weights
 };
 
-// Runs `fn` under InferenceMode; Torch's exceptions become INTERNAL.
+// An exception's text, without the C++ backtrace a c10::Error carries.
+// TorchScript's own errors (raise, a failing op) are std::runtime_error.
+std::string TorchText(const std::exception& e) {
+  if (const auto* error = dynamic_cast<const c10::Error*>(&e)) {
+    return error->what_without_backtrace();
+  }
+  return e.what();
+}
+
+// Runs `fn` under InferenceMode; Torch's exceptions become INTERNAL, the
+// error's last line in the message and its whole text beside it
+// (torch_error_text.h).
 template <typename Fn>
 auto GuardTorch(absl::string_view what, Fn fn)
     -> absl::StatusOr<decltype(fn())> {
   try {
     c10::InferenceMode inference_mode;
     return fn();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat(what, " failed: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, " failed: ", e.what()));
+    return TorchFailure(what, TorchText(e));
   }
 }
 
@@ -212,20 +221,60 @@ struct TorchModelRuntime::Impl {
     }
   }
 
-  // The largest probability change bf16 makes to the golden answers, each
-  // request alone (as the exporter scored them) and all in one padded batch.
-  double Bf16GoldenDelta(const std::vector<GoldenCase>& cases) {
+  // Every golden case scored alone (as the exporter scored them) and all in
+  // one padded batch; `bf16` needs bf16_module. Torch errors propagate.
+  std::pair<std::vector<ScoringOutput>, std::vector<ScoringOutput>> ScoreGolden(
+      const std::vector<GoldenCase>& cases, bool bf16) {
     c10::InferenceMode inference_mode;
     std::vector<const ScoringInput*> all;
     std::vector<ScoringOutput> alone;
     for (const GoldenCase& golden : cases) {
       all.push_back(&golden.input);
-      alone.push_back(
-          std::move(ForwardIn(*Collate(absl::MakeConstSpan(&all.back(), 1)),
-                              /*bf16=*/true)[0]));
+      alone.push_back(std::move(
+          ForwardIn(*Collate(absl::MakeConstSpan(&all.back(), 1)), bf16)[0]));
     }
+    return {std::move(alone), ForwardIn(*Collate(all), bf16)};
+  }
+
+  // The largest probability change bf16 makes to the golden answers, each
+  // request alone and all in one padded batch.
+  double Bf16GoldenDelta(const std::vector<GoldenCase>& cases) {
+    const auto [alone, batched] = ScoreGolden(cases, /*bf16=*/true);
     return std::max(MaxProbabilityDelta(cases, alone),
-                    MaxProbabilityDelta(cases, ForwardIn(*Collate(all), true)));
+                    MaxProbabilityDelta(cases, batched));
+  }
+
+  // The fp32 module must give the bundle's own answers: a golden file that
+  // disagrees means model.pt, the config or golden.jsonl is not what the
+  // exporter wrote. FAILED_PRECONDITION naming the first case that
+  // disagrees, with both answers.
+  absl::Status CheckFp32Golden(const std::string& model,
+                               const std::vector<GoldenCase>& cases) {
+    const absl::Time start = absl::Now();
+    std::pair<std::vector<ScoringOutput>, std::vector<ScoringOutput>> scored;
+    try {
+      scored = ScoreGolden(cases, /*bf16=*/false);
+    } catch (const std::exception& e) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the model fails on its own golden requests (", kGoldenFileName,
+          "): ", ConciseTorchError(TorchText(e))));
+    }
+    const auto& [alone, batched] = scored;
+    for (const auto* outputs : {&alone, &batched}) {
+      if (auto disagreement =
+              FirstDisagreement(cases, *outputs, kMaxFp32GoldenDelta)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the model disagrees with its golden answers (fp32, scored ",
+            outputs == &alone ? "alone" : "in one padded batch", ", tolerance ",
+            kMaxFp32GoldenDelta, "): ", *disagreement));
+      }
+    }
+    Log(LogLevel::kInfo, model, ": ", cases.size(), " golden answers agree ",
+        "in fp32 within ", absl::SixDigits(MaxProbabilityDelta(cases, alone)),
+        " alone and ", absl::SixDigits(MaxProbabilityDelta(cases, batched)),
+        " in one padded batch (tolerance ", kMaxFp32GoldenDelta, ", ",
+        absl::FormatDuration(absl::Now() - start), ")");
+    return absl::OkStatus();
   }
 
   // Both precisions timed at CrossoverShapes (precision.h), ~0.5 s.
@@ -257,32 +306,25 @@ struct TorchModelRuntime::Impl {
   }
 
   // Decides the precision (precision.h), and for bf16 builds, checks and
-  // (under AUTO) times the bf16 copy. Torch errors propagate as exceptions.
-  absl::Status SetUpPrecision(const std::string& bundle_dir,
-                              const std::string& path,
+  // (under AUTO) times the bf16 copy. `golden`: null when the bundle has
+  // none. Torch errors propagate as exceptions.
+  absl::Status SetUpPrecision(const std::string& path,
                               const fusion::v1::ModelConfig& config,
-                              Precision requested) {
+                              Precision requested,
+                              const std::vector<GoldenCase>* golden,
+                              double max_bf16_delta) {
     const std::string model =
         absl::StrCat(config.name(), " v", config.version());
     const bool native = CpuComputesBf16Natively();
-    auto golden = ReadGoldenFile(bundle_dir + "/" + kGoldenFileName);
-    if (golden.ok()) {
-      if (absl::Status fits =
-              CheckGoldenCasesFit(*golden, config.max_tokens(), num_features,
-                                  config.classes_size());
-          !fits.ok()) {
-        golden = fits;
-      }
-    }
     const PrecisionDecision decision =
-        DecidePrecision(requested, device.is_cuda(), native, golden.ok());
+        DecidePrecision(requested, device.is_cuda(), native, golden != nullptr);
     Log(LogLevel::kInfo, model, ": precision: ", decision.reason);
     if (decision.use == Bf16Use::kNever) return absl::OkStatus();
     const bool every_batch = decision.use == Bf16Use::kEveryBatch;
-    if (!golden.ok()) {
+    if (golden == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "precision bf16: no golden answers to check it against (",
-          golden.status().message(), ")"));
+          "precision bf16: no golden answers to check it against (no ",
+          kGoldenFileName, ")"));
     }
     if (every_batch && !device.is_cuda() && !native) {
       Log(LogLevel::kWarning, model,
@@ -291,10 +333,10 @@ struct TorchModelRuntime::Impl {
     }
     LoadBf16Module(path, config);
     const double delta = Bf16GoldenDelta(*golden);
-    const std::string checked = absl::StrCat(
-        "bf16 moves a golden probability by up to ", absl::SixDigits(delta),
-        " (limit ", kMaxBf16ProbabilityDelta, ")");
-    if (!(delta <= kMaxBf16ProbabilityDelta)) {
+    const std::string checked =
+        absl::StrCat("bf16 moves a golden probability by up to ",
+                     absl::SixDigits(delta), " (limit ", max_bf16_delta, ")");
+    if (!(delta <= max_bf16_delta)) {
       bf16_module.reset();
       if (every_batch) return absl::FailedPreconditionError(checked);
       Log(LogLevel::kWarning, model, ": ", checked, "; serving fp32");
@@ -342,6 +384,7 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
   }
   auto device = ChooseDevice(options.device);
   if (!device.ok()) return device.status();
+  const std::string model = absl::StrCat(config.name(), " v", config.version());
 
   auto impl = std::make_unique<Impl>();
   impl->device = *device;
@@ -350,17 +393,55 @@ absl::StatusOr<std::unique_ptr<TorchModelRuntime>> TorchModelRuntime::Create(
   try {
     impl->module = torch::jit::load(path, impl->device);
     impl->module.eval();
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(
+        path, " is not a TorchScript model LibTorch can load: ", TorchText(e)));
+  }
+  try {
     impl->WarmUp(config.runtime().warmup_iterations(), config.max_tokens(),
                  config.batching().max_batch_size(), /*bf16=*/false);
+  } catch (const std::exception& e) {
+    // Most often config.pbtxt is not this model's: say what was asked.
+    Log(LogLevel::kWarning, model, ": LibTorch's whole error: ", TorchText(e));
+    return absl::InternalError(absl::StrCat(
+        "the warm-up forward of ", path, " failed with config.pbtxt's shapes (",
+        config.max_tokens(), " max_tokens, ", config.features_size(),
+        " features, batches of up to ", config.batching().max_batch_size(),
+        "): ", ConciseTorchError(TorchText(e))));
+  }
+  const std::string golden_path = bundle_dir + "/" + kGoldenFileName;
+  auto golden = ReadGoldenFile(golden_path);
+  if (absl::IsNotFound(golden.status())) {
+    Log(LogLevel::kWarning, model, ": no ", golden_path,
+        "; the model's answers are not checked at load");
+  } else if (!golden.ok()) {
+    return golden.status();
+  } else {
+    if (absl::Status fits =
+            CheckGoldenCasesFit(*golden, config.max_tokens(),
+                                config.features_size(), config.classes_size());
+        !fits.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(golden_path, ": ", fits.message()));
+    }
+    if (absl::Status agrees = impl->CheckFp32Golden(model, *golden);
+        !agrees.ok()) {
+      return agrees;
+    }
+  }
+  try {
     if (absl::Status status = impl->SetUpPrecision(
-            bundle_dir, path, config,
-            options.precision.value_or(config.runtime().precision()));
+            path, config,
+            options.precision.value_or(config.runtime().precision()),
+            golden.ok() ? &*golden : nullptr,
+            options.max_bf16_probability_delta);
         !status.ok()) {
       return status;
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(
-        "loading ", path, " failed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("setting up bf16 for ", path,
+                     " failed: ", ConciseTorchError(TorchText(e))));
   }
   return std::unique_ptr<TorchModelRuntime>(
       new TorchModelRuntime(std::move(impl)));

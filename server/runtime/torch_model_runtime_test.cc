@@ -1,12 +1,14 @@
 // The cross-language contract: LibTorch reproduces what the Python model
 // wrote into golden.jsonl, alone and inside one padded batch; in fp32
-// exactly, in bf16 within kMaxBf16ProbabilityDelta.
+// exactly, in bf16 within kMaxBf16ProbabilityDelta. And a bundle whose
+// files disagree fails its load, saying which file and how.
 #include "server/runtime/torch_model_runtime.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -178,8 +180,12 @@ TEST_F(TorchModelRuntimeTest, RejectsMalformedInputWithoutBreaking) {
   // A forward that throws is INTERNAL, and the runtime keeps serving.
   const ScoringInput out_of_vocab = OutOfVocab();
   const ScoringInput* throwing_batch[] = {&out_of_vocab};
-  EXPECT_EQ(runtime_->RunBatch(throwing_batch).status().code(),
-            absl::StatusCode::kInternal);
+  const absl::Status thrown = runtime_->RunBatch(throwing_batch).status();
+  EXPECT_EQ(thrown.code(), absl::StatusCode::kInternal);
+  // One line naming the error, not the interpreter's traceback.
+  EXPECT_EQ(thrown.message(),
+            "model forward failed: RuntimeError: index out of range in self")
+      << thrown;
   const ScoringInput* good_batch[] = {&(*goldens_)[0].input};
   EXPECT_TRUE(runtime_->RunBatch(good_batch).ok());
 }
@@ -260,6 +266,129 @@ TEST(TorchModelRuntimeCreateTest, MissingModelFileIsNotFound) {
   EXPECT_EQ(runtime.status().code(), absl::StatusCode::kNotFound);
 }
 
+// A bundle in a fresh folder for one test: model.pt linked to the real one
+// unless `model_pt` gives its bytes; golden.jsonl as given (none if empty).
+std::string ScratchBundle(const std::string& golden,
+                          const std::string& model_pt = "") {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) /
+      (std::string("runtime_bundle_") +
+       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  if (model_pt.empty()) {
+    fs::create_symlink(fs::path(kBundle) / "model.pt", dir / "model.pt");
+  } else {
+    std::ofstream(dir / "model.pt", std::ios::binary) << model_pt;
+  }
+  if (!golden.empty()) std::ofstream(dir / "golden.jsonl") << golden;
+  return dir.string();
+}
+
+// The bundle's golden.jsonl with `edit` applied to each case (by index).
+std::string EditedGolden(
+    const std::function<void(int, nlohmann::json&)>& edit) {
+  std::ifstream in(std::string(kBundle) + "/golden.jsonl");
+  std::string out;
+  int index = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto json = nlohmann::json::parse(line);
+    edit(index++, json);
+    out += json.dump() + "\n";
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<TorchModelRuntime>> CreateFp32(
+    const std::string& bundle, const fusion::v1::ModelConfig& config) {
+  TorchRuntimeOptions options;
+  options.device = DevicePreference::kCpu;
+  options.precision = fusion::v1::RuntimeConfig::PRECISION_FP32;
+  return TorchModelRuntime::Create(bundle, config, options);
+}
+
+void ExpectHas(const absl::Status& status, const std::string& text) {
+  EXPECT_NE(status.message().find(text), std::string::npos)
+      << "\"" << text << "\" not in: " << status;
+}
+
+TEST(TorchModelRuntimeCreateTest, GoldenAnswersOffTheModelFailTheLoad) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  // One case moved by 0.05: the load names it, with both answers.
+  const std::string bundle =
+      ScratchBundle(EditedGolden([](int index, nlohmann::json& json) {
+        if (index != 7) return;
+        auto probs = json["probabilities"].get<std::vector<float>>();
+        json["probabilities"] = {probs[0] + 0.05f, probs[1] - 0.05f};
+      }));
+  auto runtime = CreateFp32(bundle, *config);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition)
+      << runtime.status();
+  ExpectHas(runtime.status(), "disagrees with its golden answers");
+  ExpectHas(runtime.status(), "golden.jsonl line 8 (golden-007): expected [");
+  ExpectHas(runtime.status(), "], got [");
+  ExpectHas(runtime.status(), "off by 0.05");
+}
+
+TEST(TorchModelRuntimeCreateTest, AGoldenFileThatIsNotJsonFailsTheLoad) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  std::string golden = EditedGolden([](int, nlohmann::json&) {});
+  golden.insert(golden.find('\n') + 1, "{\"token_ids\": [2, 3\n");
+  auto runtime = CreateFp32(ScratchBundle(golden), *config);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument)
+      << runtime.status();
+  ExpectHas(runtime.status(), "golden.jsonl:2: ");
+}
+
+TEST(TorchModelRuntimeCreateTest, GoldenCasesNotFittingTheConfigFailTheLoad) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  const std::string bundle =
+      ScratchBundle(EditedGolden([](int index, nlohmann::json& json) {
+        if (index == 3) json["feature_vector"].push_back(1.0);
+      }));
+  auto runtime = CreateFp32(bundle, *config);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument)
+      << runtime.status();
+  ExpectHas(runtime.status(), "golden.jsonl line 4 (golden-003) does not fit");
+}
+
+TEST(TorchModelRuntimeCreateTest, WithoutAGoldenFileTheLoadGoesOn) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  EXPECT_TRUE(CreateFp32(ScratchBundle(""), *config).ok());
+}
+
+TEST(TorchModelRuntimeCreateTest, ACorruptModelFileFailsTheLoadNamingIt) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  const std::string bundle = ScratchBundle("", "not a zip archive\n");
+  auto runtime = CreateFp32(bundle, *config);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kInternal)
+      << runtime.status();
+  ExpectHas(runtime.status(),
+            bundle + "/model.pt is not a TorchScript model LibTorch can load");
+}
+
+TEST(TorchModelRuntimeCreateTest, AConfigUnlikeTheModelFailsTheWarmUp) {
+  auto config = LoadBundleConfig(kBundle);
+  ASSERT_TRUE(config.ok());
+  config->add_features()->set_name("one_too_many");
+  auto runtime = CreateFp32(ScratchBundle(""), *config);
+  ASSERT_EQ(runtime.status().code(), absl::StatusCode::kInternal)
+      << runtime.status();
+  ExpectHas(runtime.status(),
+            "failed with config.pbtxt's shapes (128 "
+            "max_tokens, 17 features");
+  // The error's last line, not LibTorch's traceback.
+  EXPECT_EQ(runtime.status().message().find('\n'), std::string::npos)
+      << runtime.status();
+}
+
 // Runtimes in other precisions, each loaded for its test (a few seconds).
 class PrecisionTest : public ::testing::Test {
  protected:
@@ -278,35 +407,6 @@ class PrecisionTest : public ::testing::Test {
     options.intra_op_threads = 1;
     options.precision = precision;
     return TorchModelRuntime::Create(bundle, config_, options);
-  }
-
-  // A bundle beside the real one whose golden.jsonl says `golden` (no file
-  // when empty). One folder per test: ctest runs tests in parallel.
-  std::string BundleWithGolden(const std::string& golden) {
-    namespace fs = std::filesystem;
-    const fs::path dir =
-        fs::path(::testing::TempDir()) /
-        (std::string("precision_bundle_") +
-         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    fs::create_symlink(fs::path(kBundle) / "model.pt", dir / "model.pt");
-    if (!golden.empty()) std::ofstream(dir / "golden.jsonl") << golden;
-    return dir.string();
-  }
-
-  // golden.jsonl with every probability moved by `shift`.
-  static std::string ShiftedGolden(float shift) {
-    std::ifstream in(std::string(kBundle) + "/golden.jsonl");
-    std::string out;
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      auto json = nlohmann::json::parse(line);
-      auto probs = json["probabilities"].get<std::vector<float>>();
-      json["probabilities"] = {probs[0] - shift, probs[1] + shift};
-      out += json.dump() + "\n";
-    }
-    return out;
   }
 
   // The largest probability error over the golden requests, each alone
@@ -385,23 +485,29 @@ TEST_F(PrecisionTest, AutoRunsSmallBatchesInFp32) {
 }
 
 TEST_F(PrecisionTest, Bf16OffTheGoldenAnswersFailsTheLoadNamingTheFigure) {
-  const std::string bundle = BundleWithGolden(ShiftedGolden(0.02f));
-  auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_BF16, bundle);
+  // fp32 agrees with the golden answers; bf16 cannot within 1e-7.
+  TorchRuntimeOptions options;
+  options.device = DevicePreference::kCpu;
+  options.intra_op_threads = 1;
+  options.max_bf16_probability_delta = 1e-7;
+  options.precision = fusion::v1::RuntimeConfig::PRECISION_BF16;
+  auto runtime = TorchModelRuntime::Create(kBundle, config_, options);
   ASSERT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition)
       << runtime.status();
   EXPECT_NE(runtime.status().message().find("golden probability by up to 0.0"),
             std::string::npos)
       << runtime.status();
-  EXPECT_NE(runtime.status().message().find("limit 0.01"), std::string::npos)
+  EXPECT_NE(runtime.status().message().find("limit 1e-07"), std::string::npos)
       << runtime.status();
   // AUTO falls back to fp32 instead.
-  auto fallback = Create(fusion::v1::RuntimeConfig::PRECISION_AUTO, bundle);
+  options.precision = fusion::v1::RuntimeConfig::PRECISION_AUTO;
+  auto fallback = TorchModelRuntime::Create(kBundle, config_, options);
   ASSERT_TRUE(fallback.ok()) << fallback.status();
   EXPECT_FALSE((*fallback)->precision().bf16);
 }
 
 TEST_F(PrecisionTest, WithoutGoldenAnswersBf16FailsAndAutoStaysFp32) {
-  const std::string bundle = BundleWithGolden("");
+  const std::string bundle = ScratchBundle("");
   auto runtime = Create(fusion::v1::RuntimeConfig::PRECISION_BF16, bundle);
   EXPECT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition)
       << runtime.status();

@@ -82,13 +82,22 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
   auto registry =
       std::unique_ptr<ModelRegistry>(new ModelRegistry(std::move(options)));
   absl::MutexLock sync(&registry->sync_mu_);
+  // The default model first: when it cannot serve, nothing else is loaded.
+  std::stable_partition(names.begin(), names.end(), [&](const auto& name) {
+    return name == registry->options_.default_model;
+  });
   for (const std::string& name : names) {
     const VersionDirs& dirs = scan->at(name);
-    if (absl::Status status = registry->SyncModel(name, dirs, SyncMode::kStart);
-        !status.ok()) {
-      return status;
-    }
+    const bool is_default = name == registry->options_.default_model;
+    absl::Status status = registry->SyncModel(
+        name, dirs, is_default ? SyncMode::kStart : SyncMode::kExplicit);
     registry->last_seen_[name] = dirs;
+    if (status.ok()) continue;
+    if (is_default) return status;
+    // Recorded FAILED (logged, counted) like a failed reload; the poller
+    // retries it when its files change, LoadModel at once.
+    Log(LogLevel::kError, "model '", name, "' cannot serve (", status.message(),
+        "); serving the other models without it");
   }
   return registry;
 }

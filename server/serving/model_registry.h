@@ -74,10 +74,13 @@ struct RegistryOptions {
 class ModelRegistry {
  public:
   // Loads what the repository holds for the models to serve, following each
-  // model's version policy. Any failure fails the whole start (a server
-  // should not come up half-configured): NOT_FOUND for no repository, no
-  // bundles, or a named model (default included) absent; else the loader's
-  // error, prefixed with the bundle directory.
+  // model's version policy. The default model must load whole: any of its
+  // wanted versions failing fails the start, with the loader's error
+  // prefixed with the bundle directory. Another model's version that fails
+  // is recorded FAILED (on_version_state, logged) and its policy picks
+  // again, as on a rescan: a broken model in a shared repository must not
+  // keep every server from starting. NOT_FOUND for no repository, no
+  // bundles, or a named model (default included) absent.
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(
       RegistryOptions options);
   ~ModelRegistry();  // drains every version

@@ -293,6 +293,62 @@ TEST_F(RegistryTest, ABrokenVersionAtStartFailsTheStart) {
       << registry.status();
 }
 
+TEST_F(RegistryTest, AnotherModelBrokenAtStartIsFailedAndTheRestServe) {
+  AddVersion("m", 1);
+  AddVersion("broken", 1);
+  Corrupt("broken", 1);
+  AddVersion("fine", 2);
+  std::vector<std::string> failed;
+  RegistryOptions options = Options();
+  options.on_version_state = [&failed](const std::string& model,
+                                       const VersionStatus& status) {
+    if (status.state == VersionState::kFailed) {
+      failed.push_back(
+          absl::StrCat(model, "/", status.version, ": ", status.reason));
+    }
+  };
+  Load(std::move(options));
+  EXPECT_EQ(Routed(), 1);
+  EXPECT_EQ(Routed("fine"), 2);
+  EXPECT_EQ(States("broken"),
+            (std::map<int64_t, VersionState>{{1, VersionState::kFailed}}));
+  EXPECT_EQ(failed,
+            std::vector<std::string>{"broken/1: model file is corrupt"});
+  auto found = registry_->Find("broken", "");
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(found.status().message().find("model file is corrupt"),
+            std::string::npos)
+      << found.status();
+  // Not retried until its files change; then it serves.
+  ASSERT_TRUE(registry_->Sync().ok());
+  EXPECT_EQ(loads_["broken/1"], 1);
+  fs::remove(root_ / "broken" / "1" / "corrupt");
+  ASSERT_TRUE(registry_->Sync().ok());  // seen changed once: settling
+  ASSERT_TRUE(registry_->Sync().ok());
+  EXPECT_EQ(Routed("broken"), 1);
+}
+
+TEST_F(RegistryTest, AnotherModelsBrokenLatestVersionFallsBackAtStart) {
+  AddVersion("m", 1);
+  AddVersion("other", 1);
+  AddVersion("other", 2);
+  Corrupt("other", 2);
+  Load(Options());
+  EXPECT_EQ(Routed("other"), 1);
+  EXPECT_EQ(States("other"),
+            (std::map<int64_t, VersionState>{{2, VersionState::kFailed},
+                                             {1, VersionState::kReady}}));
+}
+
+TEST_F(RegistryTest, TheDefaultModelBrokenFailsTheStartBeforeOthersLoad) {
+  AddVersion("a_model", 1);  // sorts before "m"
+  AddVersion("m", 1);
+  Corrupt("m", 1);
+  auto registry = ModelRegistry::Load(Options());
+  ASSERT_FALSE(registry.ok());
+  EXPECT_EQ(loads_["a_model/1"], 0);
+}
+
 TEST_F(RegistryTest, ModelsNotNamedAreNeitherLoadedNorPickedUpLater) {
   AddVersion("m", 1);
   AddVersion("other", 1);

@@ -1,10 +1,14 @@
 #include "server/serving/servable.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/batching/padding.h"
+#include "server/common/log.h"
+#include "server/runtime/torch_error_text.h"
 #include "server/serving/forward_stage.h"
 
 namespace fusion::serving {
@@ -16,6 +20,7 @@ class NoOpObserver final : public ServingObserver {
   void OnRequestFinished(absl::StatusCode, absl::Duration, absl::Duration,
                          absl::Duration) override {}
   void OnBatchComputed(const BatchStats&) override {}
+  void OnForwardFailed(int) override {}
 };
 
 }  // namespace
@@ -131,9 +136,8 @@ void Servable::Finish(CollatedBatch& batch) {
   auto outputs = runtime_->Run(*batch.prepared);
   const absl::Duration forward = absl::Now() - forward_start;
   const absl::Duration compute = batch.collation + forward;
-  const int64_t compute_us = absl::ToInt64Microseconds(compute);
   if (!outputs.ok()) {
-    for (auto& task : batch.tasks) task->Complete(outputs.status());
+    RetryInHalves(batch, outputs.status(), forward_start);
     return;
   }
   stats_.RecordBatch(static_cast<int>(batch.tasks.size()), batch.collation,
@@ -141,15 +145,138 @@ void Servable::Finish(CollatedBatch& batch) {
   observer_->OnBatchComputed({static_cast<int>(batch.tasks.size()),
                               batch.padding.real_tokens,
                               batch.padding.computed_tokens, compute});
-  for (size_t i = 0; i < batch.tasks.size(); ++i) {
+  Answer(batch, absl::MakeSpan(batch.tasks), *outputs, compute);
+}
+
+// Completes `tasks` (of `batch`) with `outputs`, in order.
+void Servable::Answer(const CollatedBatch& batch,
+                      absl::Span<std::unique_ptr<ScoringTask>> tasks,
+                      std::vector<runtime::ScoringOutput>& outputs,
+                      absl::Duration compute) {
+  for (size_t i = 0; i < tasks.size(); ++i) {
     ScoringResult result;
-    result.output = std::move((*outputs)[i]);
+    result.output = std::move(outputs[i]);
     result.timing.queue_us =
-        absl::ToInt64Microseconds(batch.start - batch.tasks[i]->arrival());
-    result.timing.compute_us = compute_us;
+        absl::ToInt64Microseconds(batch.start - tasks[i]->arrival());
+    result.timing.compute_us = absl::ToInt64Microseconds(compute);
     result.timing.collation_us = absl::ToInt64Microseconds(batch.collation);
-    result.timing.batch_size = static_cast<int32_t>(batch.tasks.size());
-    batch.tasks[i]->Complete(std::move(result));
+    result.timing.batch_size = static_cast<int32_t>(tasks.size());
+    tasks[i]->Complete(std::move(result));
+  }
+}
+
+// What one failed batch's retries did, for the log.
+struct Servable::Retry {
+  int forwards = 0;         // retries run
+  int failed = 0;           // requests answered with the model's error
+  absl::Status last_error;  // the model's, from the smallest failing part
+};
+
+// The model raised on the batch: a request of its own may be the cause (an
+// input the model cannot take) and the others are blameless. So a failed
+// batch of n is computed again in halves, and a failing half in halves
+// again: a request fails only if it fails alone. At most 2(n - 1) more
+// forwards (each request alone at worst), of ever smaller batches; for one
+// bad request, 2 log2(n) forwards whose requests sum to about 2n. Only
+// INTERNAL, the model's own failure, is retried.
+void Servable::RetryInHalves(CollatedBatch& batch, const absl::Status& error,
+                             absl::Time forward_start) {
+  Retry retry;
+  retry.last_error = error;
+  if (error.code() == absl::StatusCode::kInternal && batch.tasks.size() > 1) {
+    Split(batch, absl::MakeSpan(batch.tasks), forward_start, retry);
+  } else {
+    FailTasks(absl::MakeSpan(batch.tasks), error, retry);
+  }
+  if (error.code() != absl::StatusCode::kInternal) return;
+  LogForwardFailure(static_cast<int>(batch.tasks.size()), retry,
+                    absl::Now() - forward_start);
+}
+
+// Computes each half of `tasks` (which failed together) on its own;
+// recurses into a half that fails.
+void Servable::Split(CollatedBatch& batch,
+                     absl::Span<std::unique_ptr<ScoringTask>> tasks,
+                     absl::Time forward_start, Retry& retry) {
+  const size_t half = tasks.size() / 2;
+  for (auto part : {tasks.subspan(0, half), tasks.subspan(half)}) {
+    std::vector<const runtime::ScoringInput*> inputs;
+    inputs.reserve(part.size());
+    for (const auto& task : part) inputs.push_back(&task->input());
+    const absl::Time start = absl::Now();
+    absl::StatusOr<std::vector<runtime::ScoringOutput>> outputs =
+        runtime_->RunBatch(inputs);
+    const absl::Duration forward = absl::Now() - start;
+    ++retry.forwards;
+    if (outputs.ok()) {
+      stats_.RecordBatch(static_cast<int>(part.size()), absl::ZeroDuration(),
+                         forward);
+      int64_t real_tokens = 0, longest = 0;
+      for (const auto& task : part) {
+        real_tokens += task->length();
+        longest = std::max<int64_t>(longest, task->length());
+      }
+      observer_->OnBatchComputed({static_cast<int>(part.size()), real_tokens,
+                                  longest * static_cast<int64_t>(part.size()),
+                                  forward});
+      Answer(batch, part, *outputs,
+             batch.collation + (absl::Now() - forward_start));
+      continue;
+    }
+    const absl::Status& error = outputs.status();
+    if (error.code() == absl::StatusCode::kInternal && part.size() > 1) {
+      Split(batch, part, forward_start, retry);
+      continue;
+    }
+    FailTasks(part, error, retry);
+  }
+}
+
+// Answers `tasks` with the model's error; counted before they are answered,
+// so that a client that sees the error also sees the count.
+void Servable::FailTasks(absl::Span<std::unique_ptr<ScoringTask>> tasks,
+                         const absl::Status& error, Retry& retry) {
+  retry.last_error = error;
+  if (error.code() == absl::StatusCode::kInternal) {
+    retry.failed += static_cast<int>(tasks.size());
+    observer_->OnForwardFailed(static_cast<int>(tasks.size()));
+  }
+  for (auto& task : tasks) task->Complete(error);
+}
+
+// At most one line per kFailureLogInterval: a model that fails on every
+// request of a flood must not flood the log too.
+void Servable::LogForwardFailure(int batch_size, const Retry& retry,
+                                 absl::Duration elapsed) {
+  constexpr absl::Duration kFailureLogInterval = absl::Seconds(10);
+  int unlogged = 0;
+  {
+    absl::MutexLock lock(&failure_log_mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_failure_log_ < kFailureLogInterval) {
+      ++failures_unlogged_;
+      return;
+    }
+    last_failure_log_ = now;
+    unlogged = std::exchange(failures_unlogged_, 0);
+  }
+  const std::string model = absl::StrCat(config_.name(), " v", version());
+  std::string line = absl::StrCat(
+      model, ": the model's forward failed on ", retry.failed, " of ",
+      batch_size, " requests of a batch: ", retry.last_error.message());
+  if (retry.forwards > 0) {
+    absl::StrAppend(&line, "; the batch was computed again in halves (",
+                    retry.forwards, " forwards, ",
+                    absl::FormatDuration(elapsed), ") and ",
+                    batch_size - retry.failed, " requests were answered");
+  }
+  if (unlogged > 0) {
+    absl::StrAppend(&line, " [", unlogged, " more failed batches in the last ",
+                    absl::FormatDuration(kFailureLogInterval), " not logged]");
+  }
+  Log(LogLevel::kError, line);
+  if (auto detail = runtime::TorchErrorDetail(retry.last_error)) {
+    Log(LogLevel::kError, model, ": LibTorch's whole error: ", *detail);
   }
 }
 

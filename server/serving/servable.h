@@ -6,6 +6,12 @@
 // the forward and completes the tasks, and take the next batch meanwhile;
 // without, they do it all themselves. Tasks whose deadline passed or
 // whose RPC was cancelled while queued are failed without being computed.
+// A batch whose forward fails (INTERNAL: the model raised) is computed again
+// in halves, recursively, so that only the requests the model fails on
+// alone fail, with the model's error; the others get their answers. That
+// costs at most 2(n - 1) more forwards for a batch of n, none when nothing
+// fails. Failures are counted (ServingObserver::OnForwardFailed) and logged
+// at most once per 10 s.
 // Thread-safety: all methods may be called concurrently.
 #ifndef FUSION_SERVER_SERVING_SERVABLE_H_
 #define FUSION_SERVER_SERVING_SERVABLE_H_
@@ -16,6 +22,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "fusion/v1/model_config.pb.h"
 #include "server/batching/batch_scheduler.h"
 #include "server/runtime/model_runtime.h"
@@ -78,8 +87,22 @@ class Servable {
            std::unique_ptr<runtime::ModelRuntime> runtime,
            std::unique_ptr<text::WordPieceTokenizer> tokenizer);
   struct CollatedBatch;
+  struct Retry;
   void ExecuteBatch(Queue::Batch& batch);
   void Finish(CollatedBatch& batch);
+  void Answer(const CollatedBatch& batch,
+              absl::Span<std::unique_ptr<ScoringTask>> tasks,
+              std::vector<runtime::ScoringOutput>& outputs,
+              absl::Duration compute);
+  void RetryInHalves(CollatedBatch& batch, const absl::Status& error,
+                     absl::Time forward_start);
+  void Split(CollatedBatch& batch,
+             absl::Span<std::unique_ptr<ScoringTask>> tasks,
+             absl::Time forward_start, Retry& retry);
+  void FailTasks(absl::Span<std::unique_ptr<ScoringTask>> tasks,
+                 const absl::Status& error, Retry& retry);
+  void LogForwardFailure(int batch_size, const Retry& retry,
+                         absl::Duration elapsed);
 
   const fusion::v1::ModelConfig config_;
   const std::unique_ptr<runtime::ModelRuntime> runtime_;
@@ -87,6 +110,10 @@ class Servable {
   absl::flat_hash_map<std::string, int> feature_index_;
   ServingObserver* observer_ = nullptr;
   mutable InferenceStats stats_;
+  absl::Mutex failure_log_mu_;
+  absl::Time last_failure_log_ ABSL_GUARDED_BY(failure_log_mu_) =
+      absl::InfinitePast();
+  int failures_unlogged_ ABSL_GUARDED_BY(failure_log_mu_) = 0;
   // Null without overlap_collation. Before queue_: executors hand to it.
   std::unique_ptr<ForwardStage> forward_;
   std::unique_ptr<Queue> queue_;  // last: its threads use the members above

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/runtime/cpu_budget.h"
+#include "server/runtime/golden_file.h"
+#include "server/serving/bundle_consistency.h"
 #include "server/serving/forward_cost.h"
 #include "server/serving/warmup.h"
 
@@ -88,12 +90,33 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
                      config->version(), ", the directory says '", name,
                      "' version ", version));
   }
+  const std::string vocab_path =
+      bundle_dir + "/" + config->tokenizer().vocab_file();
   auto tokenizer = text::WordPieceTokenizer::FromVocabFile(
-      bundle_dir + "/" + config->tokenizer().vocab_file(),
-      TokenizerOptions(*config));
+      vocab_path, TokenizerOptions(*config));
   if (!tokenizer.ok()) return tokenizer.status();
+  // The runtime checks the model against the config's shapes and the
+  // golden answers (those errors come first: they say more); then the
+  // vocabulary against both.
   auto runtime = options.runtime_factory(bundle_dir, *config);
   if (!runtime.ok()) return runtime.status();
+  auto golden = runtime::ReadGoldenFile(
+      absl::StrCat(bundle_dir, "/", runtime::kGoldenFileName));
+  if (!golden.ok() && !absl::IsNotFound(golden.status())) {
+    return golden.status();
+  }
+  if (golden.ok()) {
+    if (absl::Status agrees =
+            CheckGoldenTokenization(*golden, **tokenizer, vocab_path);
+        !agrees.ok()) {
+      return agrees;
+    }
+  }
+  if (absl::Status fits = CheckVocabularyFitsModel(
+          **runtime, **tokenizer, config->features_size(), vocab_path);
+      !fits.ok()) {
+    return fits;
+  }
   ResolveInstanceCount(options, **runtime, *config);
   if (absl::Status status = ResolveMergeCost(**runtime, *config);
       !status.ok()) {

@@ -1,6 +1,8 @@
 // Turns a bundle directory into a warmed-up Servable: config (with the
-// server's overrides) → tokenizer → runtime → executors and merge cost
-// resolved → warm-up → batch queue started. The ModelRegistry's loader.
+// server's overrides) → tokenizer (checked against golden.jsonl's texts) →
+// runtime (checked against golden.jsonl's answers and the vocabulary) →
+// executors and merge cost resolved → warm-up → batch queue started. The
+// ModelRegistry's loader.
 #ifndef FUSION_SERVER_SERVING_SERVABLE_LOADER_H_
 #define FUSION_SERVER_SERVING_SERVABLE_LOADER_H_
 
@@ -36,8 +38,10 @@ struct LoaderOptions {
 };
 
 // The config must agree with the directory (name and version), else
-// INVALID_ARGUMENT; other errors come from the config, tokenizer, runtime
-// or warm-up.
+// INVALID_ARGUMENT; golden.jsonl's texts must tokenize to its token ids and
+// the model must take the vocabulary's every id, else FAILED_PRECONDITION
+// (bundle_consistency.h); other errors come from the config, tokenizer,
+// golden file, runtime or warm-up. Each names the file at fault.
 ServableLoader MakeServableLoader(LoaderOptions options);
 
 }  // namespace fusion::serving

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <set>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
@@ -23,7 +25,8 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
                                        int max_queue_size = 100,
                                        int instance_count = 1,
-                                       ServableOptions options = {}) {
+                                       ServableOptions options = {},
+                                       ServingObserver* observer = nullptr) {
   fusion::v1::ModelConfig config;
   google::protobuf::TextFormat::ParseFromString(
       R"pb(name: "m"
@@ -47,7 +50,7 @@ std::unique_ptr<Servable> MakeServable(FakeModelRuntime** fake,
       {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"});
   EXPECT_TRUE(tokenizer.ok());
   auto servable = Servable::Create(*normalized, std::move(runtime),
-                                   std::move(*tokenizer), nullptr, options);
+                                   std::move(*tokenizer), observer, options);
   EXPECT_TRUE(servable.ok()) << servable.status();
   return std::move(*servable);
 }
@@ -61,12 +64,12 @@ struct Outcome {
 // [CLS] hello... [SEP], `tokens` long: the fake answers tokens / 1000.
 std::unique_ptr<ScoringTask> MakeTask(
     Outcome& outcome, absl::Time deadline = absl::InfiniteFuture(),
-    bool cancelled = false, int tokens = 3) {
+    bool cancelled = false, int tokens = 3, float feature = 1.0f) {
   runtime::ScoringInput input;
   input.token_ids.assign(tokens, 4);
   input.token_ids.front() = 2;
   input.token_ids.back() = 3;
-  input.features = {1.0f, 2.0f};
+  input.features = {feature, 2.0f};
   return std::make_unique<ScoringTask>(
       input, absl::Now(), deadline, [cancelled] { return cancelled; },
       [&outcome](absl::StatusOr<ScoringResult> result) {
@@ -93,8 +96,9 @@ ServableOptions Overlap(bool on) {
 }
 
 // Submits a new task of `tokens` tokens that reports to `outcome`.
-void SubmitOk(Servable& servable, Outcome& outcome, int tokens = 3) {
-  auto task = MakeTask(outcome, absl::InfiniteFuture(), false, tokens);
+void SubmitOk(Servable& servable, Outcome& outcome, int tokens = 3,
+              float feature = 1.0f) {
+  auto task = MakeTask(outcome, absl::InfiniteFuture(), false, tokens, feature);
   EXPECT_TRUE(servable.Submit(task).ok());
 }
 
@@ -339,6 +343,110 @@ TEST(ServableTest, TwoInstancesRunTwoForwardsAndCollateTwoMore) {
     SubmitOk(*servable, *more.back(), tokens.back());
   }
   ExpectAllOk(pointers, tokens);
+}
+
+// Counts what the forward stage reports.
+class FailureCounter final : public ServingObserver {
+ public:
+  void OnRequestStarted() override {}
+  void OnRequestFinished(absl::StatusCode, absl::Duration, absl::Duration,
+                         absl::Duration) override {}
+  void OnBatchComputed(const BatchStats& stats) override {
+    computed_ += stats.size;
+  }
+  void OnForwardFailed(int requests) override { failed_ += requests; }
+  int failed() const { return failed_; }
+  int computed() const { return computed_; }
+
+ private:
+  std::atomic<int> failed_{0};
+  std::atomic<int> computed_{0};
+};
+
+constexpr float kPoison = -12345.0f;
+
+// Holds the executor in a forward while `tasks` queue up, so that they
+// leave as one batch once it is released (the servable must not overlap
+// collation: its executor would take the first task alone meanwhile).
+// `poisoned`: the indices whose feature is kPoison. Returns the outcomes.
+std::vector<std::unique_ptr<Outcome>> RunOneBatch(
+    Servable& servable, FakeModelRuntime* fake, int tasks,
+    const std::set<int>& poisoned) {
+  Outcome blocker;
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  fake->Hold();
+  SubmitOk(servable, blocker, 9);
+  EXPECT_TRUE(fake->AwaitRunsStarted(1));
+  for (int i = 0; i < tasks; ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    SubmitOk(servable, *outcomes.back(), 3 + i % 2,
+             poisoned.count(i) ? kPoison : 1.0f);
+  }
+  fake->Release();
+  ExpectAllOk({&blocker}, {9});
+  return outcomes;
+}
+
+TEST(ServableTest, AFailedBatchIsComputedAgainInHalvesSoOnlyItsCauseFails) {
+  FakeModelRuntime* fake;
+  FailureCounter counter;
+  auto servable = MakeServable(&fake, 100, 1, Overlap(false), &counter);
+  const absl::Status raised =
+      absl::InternalError("model forward failed: RuntimeError: poisoned");
+  fake->PoisonFeatureValue(kPoison, raised);
+  auto outcomes = RunOneBatch(*servable, fake, 8, {5});
+  std::vector<Outcome*> good;
+  std::vector<int> tokens;
+  for (int i = 0; i < 8; ++i) {
+    if (i == 5) continue;
+    good.push_back(outcomes[i].get());
+    tokens.push_back(3 + i % 2);
+  }
+  ExpectAllOk(good, tokens);
+  ExpectFailed(*outcomes[5], raised);
+  // The blocker, the batch of 8, then halves down to the poisoned one:
+  // 2 log2(8) = 6 more forwards.
+  EXPECT_EQ(fake->batch_sizes(), (std::vector<int>{1, 8, 4, 4, 2, 1, 1, 2}));
+  EXPECT_EQ(counter.failed(), 1);
+  EXPECT_EQ(counter.computed(), 1 + 7);
+  // Each answer says the batch it was computed in.
+  EXPECT_EQ(outcomes[0]->result->timing.batch_size, 4);
+  EXPECT_EQ(outcomes[4]->result->timing.batch_size, 1);
+  EXPECT_EQ(outcomes[7]->result->timing.batch_size, 2);
+  // And the next batch is computed whole.
+  Outcome next;
+  SubmitOk(*servable, next, 5);
+  ExpectAllOk({&next}, {5});
+  EXPECT_EQ(fake->batch_sizes().back(), 1);
+  EXPECT_EQ(counter.failed(), 1);
+}
+
+TEST(ServableTest, RetriesAreBoundedWhenEveryRequestFails) {
+  FakeModelRuntime* fake;
+  FailureCounter counter;
+  auto servable = MakeServable(&fake, 100, 1, Overlap(false), &counter);
+  const absl::Status raised = absl::InternalError("broken model");
+  fake->PoisonFeatureValue(kPoison, raised);
+  auto outcomes = RunOneBatch(*servable, fake, 5, {0, 1, 2, 3, 4});
+  for (auto& outcome : outcomes) ExpectFailed(*outcome, raised);
+  // 2n - 1 forwards in all for n = 5: every request alone at worst.
+  const std::vector<int> sizes = fake->batch_sizes();
+  EXPECT_EQ(sizes.size(), 1u + 2 * 5 - 1) << sizes.size();
+  EXPECT_EQ(counter.failed(), 5);
+  EXPECT_EQ(counter.computed(), 1);  // the blocker
+}
+
+TEST(ServableTest, OnlyTheModelsOwnFailureIsRetried) {
+  FakeModelRuntime* fake;
+  FailureCounter counter;
+  auto servable = MakeServable(&fake, 100, 1, Overlap(false), &counter);
+  const absl::Status not_internal =
+      absl::InvalidArgumentError("not prepared here");
+  fake->PoisonFeatureValue(kPoison, not_internal);
+  auto outcomes = RunOneBatch(*servable, fake, 3, {1});
+  for (auto& outcome : outcomes) ExpectFailed(*outcome, not_internal);
+  EXPECT_EQ(fake->batch_sizes(), (std::vector<int>{1, 3}));
+  EXPECT_EQ(counter.failed(), 0);
 }
 
 TEST(ScoringTaskTest, DroppedTaskIsAnsweredOnce) {

@@ -28,6 +28,9 @@ class ServingObserver {
                                  absl::Duration queued,
                                  absl::Duration computed) = 0;
   virtual void OnBatchComputed(const BatchStats& stats) = 0;
+  // The model's forward failed on `requests` requests (each alone, or its
+  // batch when it could not be split further); they are answered INTERNAL.
+  virtual void OnForwardFailed(int /*requests*/) {}
 };
 
 }  // namespace fusion::serving
