@@ -7,8 +7,9 @@
 # Idempotent: a running engine (any: systemd's, Docker Desktop's, one this
 # script started earlier) is reused as it is. Otherwise it installs Debian's
 # docker.io when dockerd is missing, starts dockerd in the background with the
-# overlay2 storage driver, records its pid in $CACHE/dockerd.pid and its log
-# in $CACHE/dockerd.log, and waits until `docker info` answers. The engine is
+# overlay2 storage driver and BuildKit's cache held to 20 GB
+# ($CACHE/daemon.json), records its pid in $CACHE/dockerd.pid and its log in
+# $CACHE/dockerd.log, and waits until `docker info` answers. The engine is
 # left running: it is shared by every later test run and build, and keeps
 # their layer cache. Stop it with: kill "$(cat ~/.cache/fusionserve/dockerd.pid)"
 #
@@ -43,9 +44,17 @@ pidfile="$CACHE/dockerd.pid"
 if [[ -s "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2> /dev/null; then
   echo "docker-engine: dockerd (pid $(cat "$pidfile")) is running but not answering yet"
 else
+  # overlay2, and a bound on BuildKit's cache (base layers, the ccache mount,
+  # one build layer per source revision) on a machine that builds for ever.
+  cat > "$CACHE/daemon.json" <<'JSON'
+{
+  "storage-driver": "overlay2",
+  "builder": { "gc": { "enabled": true, "defaultKeepStorage": "20GB" } }
+}
+JSON
   # setsid: the engine outlives this script and is not in its process group,
   # so a test runner that ends its own children leaves it alone.
-  $SUDO setsid dockerd --storage-driver=overlay2 \
+  $SUDO setsid dockerd --config-file "$CACHE/daemon.json" \
     > "$CACHE/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   echo "docker-engine: started dockerd, pid $(cat "$pidfile"), log $CACHE/dockerd.log"

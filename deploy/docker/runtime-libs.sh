@@ -9,7 +9,7 @@
 #       OUT/libs.tsv: where the loader finds it (its directory's real path,
 #       the name it asks for), the file it really is, its Debian package; and
 #       per package its dpkg status entry (OUT/status/<package>) and copyright
-#       file (OUT/copyright/<package>).
+#       file (OUT/copyright/usr/share/doc/<package>/copyright).
 #   runtime-libs.sh select ROOT IN OUT      in a stage FROM the runtime base,
 #       with the build stage's file system at ROOT: copies to OUT the listed
 #       libraries this base lacks, and for their packages
@@ -41,13 +41,21 @@ collect() {
                             $1 ~ /^\// && $1 !~ /:$/ { print $1 }' \
                          <<< "$listing" | sort -u)
 
+  # Every path resolved in one call (a fork per file takes a minute on a
+  # loaded machine), and each directory once: /lib is a link to /usr/lib.
+  local reals=() dir
+  mapfile -t reals < <(readlink -f "${paths[@]}")
+  declare -A real_dir=()
+  for path in "${paths[@]}"; do real_dir["${path%/*}"]=""; done
+  for dir in "${!real_dir[@]}"; do real_dir["$dir"]="$(readlink -f "$dir")"; done
+
   # Owners from dpkg's file lists in one pass (dpkg-query -S per file takes
   # minutes); dpkg may know a file under either side of merged /usr.
-  local queries
+  local queries i
   queries="$(mktemp)"
-  for path in "${paths[@]}"; do
-    real="$(readlink -f "$path")"
-    printf '%s\n%s\n%s\n' "$real" "${real#/usr}" "$path" >> "$queries"
+  for i in "${!paths[@]}"; do
+    real="${reals[$i]}"
+    printf '%s\n%s\n%s\n' "$real" "${real#/usr}" "${paths[$i]}" >> "$queries"
   done
   declare -A owner=()
   # Lines: /var/lib/dpkg/info/<package>[:<arch>].list:<file>
@@ -59,11 +67,12 @@ collect() {
   done < <(grep -H -F -x -f "$queries" /var/lib/dpkg/info/*.list || true)
   rm -f "$queries"
 
-  for path in "${paths[@]}"; do
-    real="$(readlink -f "$path")"
+  for i in "${!paths[@]}"; do
+    path="${paths[$i]}"
+    real="${reals[$i]}"
     # Keep the name the loader looks for (libblas.so.3, not the alternative's
-    # target) in the directory's real location (/lib is a link to /usr/lib).
-    dest="$(readlink -f "$(dirname "$path")")/$(basename "$path")"
+    # target) in the directory's real location.
+    dest="${real_dir[${path%/*}]}/${path##*/}"
     pkg="${owner[$real]:-${owner[${real#/usr}]:-${owner[$path]:-}}}"
     if [[ -z "$pkg" ]]; then
       echo "runtime-libs: no Debian package owns $real" >&2
@@ -80,32 +89,45 @@ collect() {
     /^Package: / { name = $2 }
     /^$/ { close(file); file = ""; next }
     { if (file == "") file = dir "/" name; print > file }'
+  local copyrights=()
   for pkg in "${pkgs[@]}"; do
-    if [[ -e "/usr/share/doc/$pkg/copyright" ]]; then
-      cp "/usr/share/doc/$pkg/copyright" "$out/copyright/$pkg"
-    fi
+    [[ -e "/usr/share/doc/$pkg/copyright" ]] && copyrights+=("/usr/share/doc/$pkg/copyright")
   done
+  if [[ ${#copyrights[@]} -gt 0 ]]; then
+    cp --parents -t "$out/copyright" "${copyrights[@]}"
+  fi
 }
 
 select_missing() {
   local root="$1" in="$2" out="$3" dest real pkg
-  declare -A kept=()
-  mkdir -p "$out/var/lib/dpkg/status.d"
+  declare -A kept=() dirs=()
+  local copies=()
   while IFS=$'\t' read -r dest real pkg; do
     [[ -e "$dest" ]] && continue  # the base image has it already
-    mkdir -p "$out$(dirname "$dest")"
-    cp "$root$real" "$out$dest"
+    dirs["$out${dest%/*}"]=1
+    copies+=("$root$real" "$out$dest")
     kept[$pkg]=1
   done < "$in/libs.tsv"
+  mkdir -p "$out/var/lib/dpkg/status.d" "${!dirs[@]}"
+  local i
+  for ((i = 0; i < ${#copies[@]}; i += 2)); do
+    cp "${copies[$i]}" "${copies[$((i + 1))]}"
+  done
+  local statuses=() copyrights=()
   for pkg in "${!kept[@]}"; do
-    cp "$in/status/$pkg" "$out/var/lib/dpkg/status.d/$pkg"
-    if [[ -e "$in/copyright/$pkg" ]]; then
-      mkdir -p "$out/usr/share/doc/$pkg"
-      cp "$in/copyright/$pkg" "$out/usr/share/doc/$pkg/copyright"
+    statuses+=("$in/status/$pkg")
+    if [[ -e "$in/copyright/usr/share/doc/$pkg/copyright" ]]; then
+      copyrights+=("usr/share/doc/$pkg/copyright")
     fi
   done
-  echo "runtime-libs: $(find "$out" -type f -name '*.so*' | wc -l) libraries" \
-       "of ${#kept[@]} packages added to the base"
+  if [[ ${#statuses[@]} -gt 0 ]]; then
+    cp -t "$out/var/lib/dpkg/status.d" "${statuses[@]}"
+  fi
+  if [[ ${#copyrights[@]} -gt 0 ]]; then
+    (cd "$in/copyright" && cp --parents -t "$out" "${copyrights[@]}")
+  fi
+  echo "runtime-libs: $((${#copies[@]} / 2)) libraries of ${#kept[@]} packages" \
+       "added to the base"
 }
 
 case "${1:-}" in

@@ -7,10 +7,10 @@ so CI always runs them. With an engine, a failure to make the base image or
 to build the image fails the tests.
 
 The image is built once per session (deploy/docker/build-image.sh, tagged
-FUSION_TEST_IMAGE, default fusionserve:test); Docker's layer cache and the
-ccache mount make a rebuild after a source edit recompile only what changed.
-Set FUSION_TEST_IMAGE_PREBUILT=1 to test an image already built under that
-tag instead.
+FUSION_TEST_IMAGE, default fusionserve:test-<pid>, untagged at the end);
+Docker's layer cache and the ccache mount make a rebuild after a source edit
+recompile only what changed. FUSION_TEST_IMAGE=fusionserve:cpu
+FUSION_TEST_IMAGE_PREBUILT=1 tests an image already built instead.
 
 Figures (image size, build and start times, drain counts) are printed at the
 end of the session and written to $FUSION_CONTAINER_FIGURES when set.
@@ -60,6 +60,8 @@ def image(tmp_path_factory):
         figure("image_build_log", log)
     figure("image_size_mb", round(ds.image_size_bytes(ds.TEST_IMAGE) / 1e6, 1))
     yield ds.TEST_IMAGE
+    if os.environ.get("FUSION_TEST_IMAGE_PREBUILT") != "1":
+        ds.docker("image", "rm", ds.TEST_IMAGE, check=False)
 
 
 @pytest.fixture(scope="session")

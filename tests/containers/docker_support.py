@@ -17,8 +17,10 @@ from typing import Dict, List, Optional, Sequence
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 LABEL = "org.fusionserve.test=tests/containers"
-# The image the tests build from this checkout (deploy/docker/build-image.sh).
-TEST_IMAGE = os.environ.get("FUSION_TEST_IMAGE", "fusionserve:test")
+# The image the tests build from this checkout (deploy/docker/build-image.sh):
+# a tag of this run's own, so that runs from two checkouts at once do not
+# retag each other's image; removed at the end (the layers stay cached).
+TEST_IMAGE = os.environ.get("FUSION_TEST_IMAGE") or f"fusionserve:test-{os.getpid()}"
 BASE_IMAGE = os.environ.get("FUSION_BASE_IMAGE", "fusionserve/debian:bookworm")
 # The Debian Prometheus image of deploy/docker/compose.test.yml.
 PROMETHEUS_IMAGE = "fusionserve/prometheus:debian"
@@ -187,6 +189,21 @@ class Container:
 
     def remove(self) -> None:
         docker("rm", "--force", "--volumes", self.name, check=False)
+
+
+def finished_at(container: str) -> float:
+    """When the container's process exited, as a Unix time."""
+    import datetime
+    text = docker("inspect", "--format", "{{.State.FinishedAt}}", container).stdout.strip()
+    whole, _, frac = text.rstrip("Z").partition(".")
+    stamp = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc)
+    return stamp.timestamp() + float(f"0.{frac or 0}")
+
+
+def drain_log_lines(logs: str) -> List[str]:
+    """The server's log lines about its shutdown (signal, drain time)."""
+    return [line for line in logs.splitlines() if "signal" in line or "drain" in line]
 
 
 def remove_containers_of_dead_runs() -> None:

@@ -171,7 +171,7 @@ def test_compose_stop_under_load_loses_no_request(project, stubs, golden_request
                           golden_requests, in_flight=IN_FLIGHT).start()
     try:
         assert load.wait_for_ok(2 * IN_FLIGHT, timeout=60), load.outcomes.summary()
-        t0 = time.monotonic()
+        t0, stop_issued = time.monotonic(), time.time()
         project.run("stop", "fusion-server", timeout=120)
         stop_s = time.monotonic() - t0
         time.sleep(1.0)
@@ -180,9 +180,14 @@ def test_compose_stop_under_load_loses_no_request(project, stubs, golden_request
     summary = outcomes.summary()
     exit_code = int(ds.docker("inspect", "--format", "{{.State.ExitCode}}",
                               server).stdout.strip())
-    figure("compose_stop_drain", dict(summary, stop_s=round(stop_s, 2), exit_code=exit_code))
     logs = ds.docker("logs", "--tail", "40", server, check=False)
+    exited_after_s = ds.finished_at(server) - stop_issued
+    figure("compose_stop_drain", dict(summary, stop_s=round(stop_s, 2), exit_code=exit_code,
+                                      server_exited_after_s=round(exited_after_s, 2),
+                                      server_log=ds.drain_log_lines(logs.stdout + logs.stderr)))
     assert summary["cancelled"] == 0 and not outcomes.lost(), (
         f"requests lost under compose stop: {outcomes.lost()}\nall: {summary}\n"
         f"{logs.stdout}{logs.stderr}")
     assert exit_code == 0, f"exit code {exit_code}\n{logs.stdout}{logs.stderr}"
+    assert exited_after_s < 30, f"the server exited {exited_after_s:.1f} s after the stop: " \
+        "past stop_grace_period"

@@ -99,7 +99,8 @@ def test_docker_stop_under_load_loses_no_request(served, stubs, golden_requests)
     summary = outcomes.summary()
     exit_code = served.exit_code()
     figure("docker_stop_drain", dict(summary, docker_stop_s=round(stop_s, 2),
-                                     exit_code=exit_code))
+                                     exit_code=exit_code,
+                                     server_log=ds.drain_log_lines(served.logs())))
     lost = outcomes.lost()
     assert summary["cancelled"] == 0 and not lost, (
         f"requests lost under docker stop: {lost}\nall: {summary}\n{served.logs()}")
