@@ -2,9 +2,10 @@
 .dockerignore): rendered Kubernetes overlays, the real server's flags and
 /metrics, a real Prometheus scraping it.
 
-There is no Docker engine or cluster here: images and manifests are checked
-against the real server binary and the real tools that can run offline
-(kubectl kustomize, docker-compose config, Prometheus). A missing kubectl or
+No Docker engine or cluster is needed: images and manifests are checked
+against the real server binary and the real tools that run offline
+(kubectl kustomize, docker-compose config, Prometheus); tests/containers
+builds and runs the images on an engine. A missing kubectl or
 docker-compose skips the tests that need it, saying so; a missing server
 binary fails, as in tests/e2e.
 

@@ -45,10 +45,27 @@ def test_fusion_server_service(compose_config, server_help):
     assert grace > drain + shutdown, (
         f"stop_grace_period {grace} s <= drain_delay {drain} + shutdown_timeout {shutdown}")
     assert svc.get("stop_signal", "SIGTERM") == "SIGTERM"
-    targets = {int(p["target"]) for p in svc["ports"]}
+    targets = {_published(p)[1] for p in svc["ports"]}
     assert {dc.split_host_port(flags["grpc_address"])[1],
             dc.split_host_port(flags["http_address"])[1]} <= targets
     assert flags["model_repository"] == "/srv/models", "the image's bundle is at /srv/models"
+
+
+def _published(port):
+    """(host ip, container port) of a `ports` entry as `config` prints it:
+    "IP:HOST:CONTAINER/tcp" or the long form."""
+    if isinstance(port, dict):
+        return port.get("host_ip", ""), int(port["target"])
+    spec = port.split("/")[0].split(":")
+    return (spec[0] if len(spec) == 3 else ""), int(spec[-1])
+
+
+def test_every_port_is_published_on_loopback_by_default(compose_config):
+    """Prometheus and Grafana have no real authentication: nothing listens
+    beyond 127.0.0.1 unless FUSION_PUBLISH_ADDRESS says so."""
+    for name, svc in compose_config["services"].items():
+        for port in svc.get("ports", []):
+            assert _published(port)[0] == "127.0.0.1", f"{name} publishes {port}"
 
 
 def _mounts(service):
