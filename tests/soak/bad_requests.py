@@ -5,7 +5,6 @@ and records any answer that differs.
 """
 import math
 import threading
-import time
 
 import grpc
 
