@@ -11,8 +11,8 @@ Two workloads, each against a fresh server: "golden" (the bundle's golden
 requests: short text, tokenized by the server) and "long" (64-128 token ids:
 about ten times the compute per request, the same cost to receive and
 refuse). For each, in one run:
-1. saturation: fusion-bench closed loop, concurrency 64: the most responses/s
-   the server gives (S);
+1. saturation: fusion-bench closed loops at concurrency 8, 16, 32 and 64:
+   the most responses/s the server gives (S);
 2. burst: one open loop (Poisson arrivals, 4 channels, 5-s call deadlines)
    at S/2 for --pre_s, 10 x S for --burst_s (--factors 3,5,10: one burst
    after the other, to see where refusals stop being fast), S/2 again for
@@ -208,7 +208,7 @@ def measure(name, args, log_dir):
         print(f"{name}: saturation {saturation:.0f} req/s", flush=True)
         result = {
             "workload": WORKLOADS[name]["what"], "server_at_start": idle,
-            "saturation": {"ok_rps": saturation, "concurrency": 64,
+            "saturation": {"ok_rps": saturation, "concurrency": sat_run["concurrency"],
                            "p99_ms": ms(sat_run["latency_us"]["p99"]),
                            "mean_batch_size": sat_run["server"]["mean_batch_size"]},
             "bursts": {},
@@ -237,7 +237,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "overload_cpu.json"))
     parser.add_argument("--workloads", default="golden,long")
-    parser.add_argument("--saturation_s", type=float, default=10)
+    parser.add_argument("--saturation_s", type=float, default=5,
+                        help="window of each closed-loop level")
     parser.add_argument("--factors", type=lambda v: [float(x) for x in v.split(",")],
                         default=[10.0], help="burst rates, in multiples of the capacity")
     parser.add_argument("--deadline_factor", type=float, default=10)

@@ -42,7 +42,7 @@ def sample_at(samples, t):
 def test_soak(server, stubs):
     golden = harness.load_golden()
     capacity, _ = harness.call_or_fail(lambda: ov.saturation_rps(
-        server.grpc_address, seconds=3, warmup_s=1, extra=WORKLOAD))
+        server.grpc_address, seconds=2, warmup_s=1, extra=WORKLOAD))
     rate = LOAD_SHARE * capacity
     warmup, first, middle, last = windows(SOAK_SECONDS)
     profile = ov.rate_profile([(rate, warmup), (rate, first), (rate, middle), (rate, last)])
