@@ -14,9 +14,9 @@ long requests cost more per request on a CPU (64-128 tokens: 1.6 ms a
 request in batches of 2, 8.6 ms in batches of 51), and under overload the
 batcher fills every batch, which would cut the capacity by 5 exactly when it
 is needed. The server's queue holds QUEUE requests: a fraction of a second
-of this work even on a slow machine. After a burst the queue drains
-at (capacity - arrivals), so the recovery takes QUEUE / (capacity / 2); the
-bundle's 1024 would hold several seconds of long requests and the recovery
+of this work even on a slow machine. After a burst the queue drains at
+(capacity - arrivals), so the recovery takes QUEUE / ((1 - BASE) x capacity);
+the bundle's 1024 would hold several seconds of long requests and the recovery
 would take that long (bench/run_overload_bench.py measures the bundle's own
 settings, pinned, for bench/results/overload_cpu.json). The bounds are loose
 enough for a busy machine.
@@ -65,7 +65,7 @@ def server_core():
 
 @pytest.fixture(scope="module")
 def saturation(server):
-    rps, run = harness.call_or_fail(lambda: ov.saturation_rps(
+    rps, run, _ = harness.call_or_fail(lambda: ov.saturation_rps(
         server.grpc_address, seconds=2, warmup_s=1, concurrencies=(8, 16, QUEUE),
         extra=WORKLOAD, pin_core=CLIENT_CORE))
     assert run["errors"] == {}, run["errors"]
