@@ -11,8 +11,10 @@ Two workloads, each against a fresh server: "golden" (the bundle's golden
 requests: short text, tokenized by the server) and "long" (64-128 token ids:
 about ten times the compute per request, the same cost to receive and
 refuse). For each, in one run:
-1. saturation: fusion-bench closed loop, concurrency 64: the most responses/s
-   the server gives (S);
+1. saturation: fusion-bench closed loop at concurrency 64, the bundle's
+   max_batch_size: the responses/s the server keeps once a queue forms, as
+   under any overload (S); closed loops at 8, 16 and 32 are reported too
+   (long requests: smaller batches give more, see saturation_rps);
 2. burst: one open loop (Poisson arrivals, 4 channels, 5-s call deadlines)
    at S/2 for --pre_s, 10 x S for --burst_s (--factors 3,5,10: one burst
    after the other, to see where refusals stop being fast), S/2 again for
@@ -202,13 +204,17 @@ def measure(name, args, log_dir):
     server = start_server(log_dir, extra)
     try:
         idle = snapshot(server)
-        saturation, sat_run = ov.saturation_rps(server.grpc_address, args.saturation_s,
-                                                warmup_s=2, pin_core=CLIENT_CORE,
-                                                extra=workload)
+        _, _, by_concurrency = ov.saturation_rps(
+            server.grpc_address, args.saturation_s, warmup_s=2, concurrencies=(8, 16, 32, 64),
+            pin_core=CLIENT_CORE, extra=workload)
+        saturation, sat_run, _ = ov.saturation_rps(
+            server.grpc_address, args.saturation_s, warmup_s=2, pin_core=CLIENT_CORE,
+            extra=workload)
         print(f"{name}: saturation {saturation:.0f} req/s", flush=True)
         result = {
             "workload": WORKLOADS[name]["what"], "server_at_start": idle,
-            "saturation": {"ok_rps": saturation, "concurrency": 64,
+            "saturation": {"ok_rps": saturation, "concurrency": sat_run["concurrency"],
+                           "ok_rps_by_concurrency": by_concurrency,
                            "p99_ms": ms(sat_run["latency_us"]["p99"]),
                            "mean_batch_size": sat_run["server"]["mean_batch_size"]},
             "bursts": {},
@@ -237,7 +243,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                       "overload_cpu.json"))
     parser.add_argument("--workloads", default="golden,long")
-    parser.add_argument("--saturation_s", type=float, default=10)
+    parser.add_argument("--saturation_s", type=float, default=5,
+                        help="window of each closed-loop level")
     parser.add_argument("--factors", type=lambda v: [float(x) for x in v.split(",")],
                         default=[10.0], help="burst rates, in multiples of the capacity")
     parser.add_argument("--deadline_factor", type=float, default=10)

@@ -41,7 +41,9 @@ def sample_at(samples, t):
 
 def test_soak(server, stubs):
     golden = harness.load_golden()
-    capacity, _ = harness.call_or_fail(lambda: ov.saturation_rps(
+    # Closed loop at 64 (the bundle's max_batch_size): the throughput the
+    # server keeps once a queue forms (overload_support.saturation_rps).
+    capacity, _, _ = harness.call_or_fail(lambda: ov.saturation_rps(
         server.grpc_address, seconds=3, warmup_s=1, extra=WORKLOAD))
     rate = LOAD_SHARE * capacity
     warmup, first, middle, last = windows(SOAK_SECONDS)
