@@ -7,6 +7,7 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
+#include <grpcpp/support/server_callback.h>
 
 namespace fusion::api {
 
@@ -24,6 +25,15 @@ grpc::ByteBuffer ToByteBuffer(const Message& message) {
   bool own_buffer = false;
   grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer);
   return bytes;
+}
+
+// For a raw unary handler gRPC invoked although the request message never
+// arrived (the call's deadline passed or the client left first:
+// `request_bytes->Valid()` is false): ends the call without counting it as
+// an invalid request.
+inline void FinishNeverArrived(grpc::ServerUnaryReactor* reactor) {
+  reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                               "the request message never arrived"));
 }
 
 }  // namespace fusion::api

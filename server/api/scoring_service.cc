@@ -117,6 +117,7 @@ grpc::ServerUnaryReactor* ScoringServiceImpl::Score(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    if (!request_bytes->Valid()) return FinishNeverArrived(reactor);
     ScoreRequest request;
     if (absl::Status parsed = ParseScoreRequest(*request_bytes, request);
         !parsed.ok()) {

@@ -212,11 +212,6 @@ def test_expired_requests_are_never_computed_and_fail_at_their_deadline(server, 
     assert ov.metric(samples, "fusion_inflight_requests") == 0, "requests still in flight"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server/api/scoring_service.cc (Score) parses request_bytes even when gRPC "
-    "invokes the handler for a call whose request never arrived "
-    "(request_bytes->Valid() is false): it parses as an empty ScoreRequest and is "
-    "counted INVALID_ARGUMENT. Reported to the lead; api/ is not this suite's to fix"))
 def test_calls_gone_before_their_request_arrives_are_not_counted_invalid(server, stubs):
     """Calls whose deadline passes before their message reaches the server
     (1 us deadlines) are DEADLINE_EXCEEDED or CANCELLED for the server too,

@@ -121,6 +121,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelInfer(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   return gate_->Begin(context, [&](grpc::ServerUnaryReactor* reactor) {
+    if (!request_bytes->Valid()) return FinishNeverArrived(reactor);
     ModelInferRequest request;
     if (absl::Status parsed = Parse(*request_bytes, request); !parsed.ok()) {
       reactor->Finish(ToGrpcStatus(parsed));
