@@ -171,7 +171,7 @@ def test_a_client_that_never_reads_leaks_nothing_once_gone(stuck_stream):
     assert after["threads"] <= before["threads"] + 2, (before["threads"], after["threads"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "partly fixed: server/api/stream_reactor.cc now counts unwritten responses "
     "toward the stream's 512, which stopped the server at 2231 of 5000 requests "
     "(it computed all before), but the transport's flow-control windows still "
