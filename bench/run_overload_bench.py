@@ -246,7 +246,7 @@ def main():
     parser.add_argument("--saturation_s", type=float, default=5,
                         help="window of each closed-loop level")
     parser.add_argument("--factors", type=lambda v: [float(x) for x in v.split(",")],
-                        default=[10.0], help="burst rates, in multiples of the capacity")
+                        default=[3.0, 10.0], help="burst rates, in multiples of the capacity")
     parser.add_argument("--deadline_factor", type=float, default=10)
     parser.add_argument("--base_fraction", type=float, default=0.5)
     parser.add_argument("--pre_s", type=float, default=5)
