@@ -16,9 +16,9 @@ refuse). For each, in one run:
    under any overload (S); closed loops at 8, 16 and 32 are reported too
    (long requests: smaller batches give more, see saturation_rps);
 2. burst: one open loop (Poisson arrivals, 4 channels, 5-s call deadlines)
-   at S/2 for --pre_s, 10 x S for --burst_s (--factors 3,5,10: one burst
-   after the other, to see where refusals stop being fast), S/2 again for
-   --post_s. Reported: the refusals
+   at S/2 for --pre_s, F x S for --burst_s, S/2 again for --post_s; F is
+   3, then 10 (--factors: one burst after the other, to see where refusals
+   stop being fast). Reported: the refusals
    (RESOURCE_EXHAUSTED) and their time, client side from the hand-over to
    gRPC to the answer (refuse p99); the accepted requests' latency from their
    intended send time (accepted p99); any other code; the server's RSS
