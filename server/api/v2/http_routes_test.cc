@@ -279,7 +279,9 @@ TEST_F(HttpRoutesTest, InferErrors) {
   EXPECT_EQ(res->status, 400);
   EXPECT_FALSE(ErrorOf(res).empty());
 
-  fake_->FailNextBatch(absl::InternalError("boom"));
+  // A model that fails on row 0's features (1, 2): a failed batch is
+  // computed again in halves, so a one-off failure would now succeed.
+  fake_->PoisonFeatureValue(1.0f, absl::InternalError("boom"));
   res = Post("/v2/models/m/infer", kInfer);
   EXPECT_EQ(res->status, 500);
   EXPECT_NE(ErrorOf(res).find("boom"), std::string::npos) << res->body;
