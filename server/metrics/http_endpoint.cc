@@ -2,10 +2,19 @@
 
 #include <httplib.h>
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace fusion::metrics {
+namespace {
+
+// How long Start waits for the listen loop to be running.
+constexpr int kListenWaitMs = 5000;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     HttpEndpointOptions options) {
@@ -66,6 +75,13 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
         absl::StrCat("cannot bind HTTP address ", options.address));
   }
   endpoint->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  // httplib's stop() does nothing until the listen loop runs: a start that
+  // fails at once would otherwise leave the destructor joining a thread
+  // blocked in accept() forever.
+  for (int waited_ms = 0; !server.is_running() && waited_ms < kListenWaitMs;
+       ++waited_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return endpoint;
 }
 
