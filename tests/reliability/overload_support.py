@@ -236,8 +236,9 @@ def ok_latencies(timeline, t0, t1):
 def recovery_s(timeline, burst_end_s, reference_p99_us, span_s=1.0, until_s=None):
     """Seconds from the burst's end until the latency is back: the first
     slice start s >= burst_end_s such that the p99 of OK latencies intended
-    in [s, s + span_s) is at most reference_p99_us. None if it never is
-    before `until_s` (the window's end by default)."""
+    in [s, s + span_s) is at most reference_p99_us (the pre-burst p99, or
+    span_p99_envelope_us of the pre-burst phase). None if it never is before
+    `until_s` (the window's end by default)."""
     slices = sorted({p["t_s"] for p in timeline if p["t_s"] >= burst_end_s - 1e-9})
     end = until_s if until_s is not None else (
         max(p["t_s"] for p in timeline) + (timeline[1]["t_s"] - timeline[0]["t_s"]))
@@ -248,6 +249,17 @@ def recovery_s(timeline, burst_end_s, reference_p99_us, span_s=1.0, until_s=None
         if latencies and percentile(latencies, 99) <= reference_p99_us:
             return round(s - burst_end_s, 3)
     return None
+
+
+def span_p99_envelope_us(timeline, t0, t1, span_s=1.0):
+    """The highest p99 of OK latencies over any span_s-long span (starting on
+    a slice) inside [t0, t1): how high the p99 of a second goes by itself,
+    with no burst. The reference for recovery_s, since the p99 of one second
+    after the burst is compared with it."""
+    starts = sorted({p["t_s"] for p in timeline if t0 - 1e-9 <= p["t_s"] <= t1 - span_s + 1e-9})
+    values = [percentile(lat, 99) for s in starts
+              if (lat := ok_latencies(timeline, s - 1e-9, s + span_s - 1e-9))]
+    return max(values, default=None)
 
 
 def p99_series(timeline):

@@ -97,7 +97,7 @@ def burst(server, saturation):
     ov.record("overload accepted us (p50, p99)", tuple(
         ov.code_latency(during, OK, "latency_us")[k] for k in ("p50", "p99")))
     ov.record("overload recovery s", ov.recovery_s(
-        run["timeline"], PRE_S + BURST_S, ov.code_latency(run["phases"][0], OK, "latency_us")["p99"]))
+        run["timeline"], PRE_S + BURST_S, ov.span_p99_envelope_us(run["timeline"], 0, PRE_S)))
     ov.record("overload server RSS MiB (before, peak, after)", tuple(
         round(v / ov.MIB) for v in (rss_before, sampler.peak_rss(), ov.rss_bytes(pid))))
     return {"run": run, "phases": run["phases"], "sampler": sampler, "start": start,
@@ -161,9 +161,10 @@ def test_memory_and_fds_stay_bounded(burst):
 
 
 def test_latency_recovers_within_two_seconds(burst):
-    pre = burst["phases"][0]
-    reference = ov.code_latency(pre, OK, "latency_us")["p99"]
+    # Back to the pre-burst p99: to the highest p99 of any second before the
+    # burst (a second's p99 after it is compared, and it varies by itself).
     timeline = burst["run"]["timeline"]
+    reference = ov.span_p99_envelope_us(timeline, 0, PRE_S)
     recovery = ov.recovery_s(timeline, PRE_S + BURST_S, reference)
     series = [(p["t_s"], p["ok_p99_us"]) for p in timeline if p["t_s"] >= PRE_S + BURST_S - 0.5]
     assert recovery is not None and recovery <= RECOVERY_S, (
