@@ -16,10 +16,12 @@ from typing import Dict, List, Optional, Tuple
 import grpc
 
 # UNAVAILABLE messages of calls that never started on the server: it refused
-# them while draining (serving/serving_state.h), or the client had no
+# them while draining (serving/serving_state.h) or answered them once its
+# shutdown began (api/call_gate.h: "the request was not started"), or the
+# client had no
 # connection to send them on (the listener closed, the container gone, or
 # docker's port proxy up but nothing behind it).
-NEVER_STARTED = ("server is draining", "failed to connect to all addresses",
+NEVER_STARTED = ("server is draining", "the request was not started", "failed to connect to all addresses",
                  "connections to all backends failing", "Connection refused")
 
 

@@ -240,7 +240,7 @@ def open_files_limit(pid):
     raise AssertionError(f"/proc/{pid}/limits has no open-files line")
 
 
-def hold_idle_connections(server, stubs, while_held):
+def hold_idle_connections(server, stubs, while_held, fds_before):
     """Opens IDLE_CONNECTIONS gRPC connections (each makes one call, then
     idles) and SILENT_SOCKETS TCP connections that never send a byte, calls
     while_held(), closes them all; returns (server fds, server state) while
@@ -256,8 +256,15 @@ def hold_idle_connections(server, stubs, while_held):
                 stubs.scoring_pb2.GetModelMetadataRequest(), timeout=30)
         for _ in range(SILENT_SOCKETS):
             sockets.append(socket.create_connection(("127.0.0.1", server.grpc_port)))
+        # The server accepts the silent sockets on its own threads: give it
+        # up to 5 s to hold every connection (a count short of that fails).
+        wanted = fds_before + IDLE_CONNECTIONS + SILENT_SOCKETS
+        deadline = time.monotonic() + 5.0
         time.sleep(0.5)
         open_fds = ov.fd_count(server.proc.pid)
+        while open_fds < wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+            open_fds = ov.fd_count(server.proc.pid)
         while_held()
         return open_fds, server_state(server)
     finally:
@@ -280,11 +287,11 @@ def test_a_thousand_idle_connections_stall_no_one_and_leak_nothing(server, stubs
         with VictimLoad(server, 4) as load:
             loads.append(load)
 
-    open_fds, held = hold_idle_connections(server, stubs, victim_load)
+    open_fds, held = hold_idle_connections(server, stubs, victim_load, before["fds"])
     after = settle(server, before)
     # Again: memory the first round left behind (allocator caches) is reused,
     # not added to.
-    hold_idle_connections(server, stubs, lambda: None)
+    hold_idle_connections(server, stubs, lambda: None, before["fds"])
     again = settle(server, before)
     connections = IDLE_CONNECTIONS + SILENT_SOCKETS
     ov.record(f"slow clients: {connections} idle connections, fds before/held/after",
