@@ -7,8 +7,10 @@
 // which also passes -Wl,--wrap=<symbol> for each function below: the
 // project's calls then reach __wrap_<symbol>, which tells TSan what the
 // call does (lock, unlock, release, acquire) around __real_<symbol>, the
-// library's own function. The annotations are those Abseil makes itself
-// when it is built with TSan (absl/base/internal/tsan_mutex_interface.h).
+// library's own function. These are the annotations Abseil makes itself
+// when built with TSan (absl/base/internal/tsan_mutex_interface.h); TSan
+// ignores memory accesses between a pre_ and its post_ annotation, which is
+// where Abseil evaluates Conditions.
 //
 // Calls made inside other uninstrumented libraries (gRPC's own use of
 // Abseil) are not wrapped; TSan sees none of their memory accesses either.
@@ -18,7 +20,6 @@
 #include <cstddef>
 #include <type_traits>
 
-#include "absl/base/config.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -40,6 +41,42 @@ constexpr unsigned kRead = __tsan_mutex_read_lock;
 constexpr unsigned kTry = __tsan_mutex_try_lock;
 constexpr unsigned kTryFailed = __tsan_mutex_try_lock_failed;
 
+template <typename Lock>
+auto Locking(Mutex* m, unsigned flags, Lock lock) {
+  __tsan_mutex_pre_lock(m, flags);
+  const auto result = lock();
+  __tsan_mutex_post_lock(m, flags, 0);
+  return result;
+}
+
+template <typename TryLock>
+bool TryLocking(Mutex* m, unsigned flags, TryLock try_lock) {
+  __tsan_mutex_pre_lock(m, flags | kTry);
+  const bool locked = try_lock();
+  __tsan_mutex_post_lock(m, flags | kTry | (locked ? 0 : kTryFailed), 0);
+  return locked;
+}
+
+template <typename Unlock>
+void Unlocking(Mutex* m, unsigned flags, Unlock unlock) {
+  __tsan_mutex_pre_unlock(m, flags);
+  unlock();
+  __tsan_mutex_post_unlock(m, flags);
+}
+
+// Await*: releases `m`, waits, holds it again. Annotated as an unlock that
+// lasts until the call returns, then a lock: the Condition evaluations
+// inside (this thread's, holding the real mutex) are ignored, as in Unlock.
+template <typename Wait>
+auto Waiting(Mutex* m, Wait wait) {
+  __tsan_mutex_pre_unlock(m, 0);
+  const auto result = wait();
+  __tsan_mutex_post_unlock(m, 0);
+  __tsan_mutex_pre_lock(m, 0);
+  __tsan_mutex_post_lock(m, 0, 0);
+  return result;
+}
+
 // Notification's members (absl/synchronization/notification.h): the flag
 // HasBeenNotified() reads inline, with acquire, in instrumented code.
 struct NotificationLayout {
@@ -53,184 +90,142 @@ void* Flag(const Notification* n) {
          offsetof(NotificationLayout, notified_yet);
 }
 
-// A wait that releases `m` and holds it again on return.
-void BeforeWait(Mutex* m, unsigned flags) {
-  __tsan_mutex_pre_unlock(m, flags);
-  __tsan_mutex_post_unlock(m, flags);
-}
-void AfterWait(Mutex* m, unsigned flags) {
-  __tsan_mutex_pre_lock(m, flags);
-  __tsan_mutex_post_lock(m, flags, 0);
-}
-
 }  // namespace
 
+// The wrapped functions, by mangled name (tsan_absl.cmake lists the same):
+// R(name) is __real_<name>, the library's function; W(name) is
+// __wrap_<name>, what the project's calls reach.
 #define REAL(name) __real_##name
 #define WRAP(name) __wrap_##name
 
 extern "C" {
 
 // ---- absl::Mutex
-void REAL(_ZN4absl7debian35Mutex4LockEv)(Mutex*);
-void WRAP(_ZN4absl7debian35Mutex4LockEv)(Mutex* m) {
-  __tsan_mutex_pre_lock(m, 0);
-  REAL(_ZN4absl7debian35Mutex4LockEv)(m);
-  __tsan_mutex_post_lock(m, 0, 0);
+#define LOCK_EV _ZN4absl7debian35Mutex4LockEv
+#define READER_LOCK_EV _ZN4absl7debian35Mutex10ReaderLockEv
+#define UNLOCK_EV _ZN4absl7debian35Mutex6UnlockEv
+#define READER_UNLOCK_EV _ZN4absl7debian35Mutex12ReaderUnlockEv
+#define TRY_LOCK_EV _ZN4absl7debian35Mutex7TryLockEv
+#define READER_TRY_LOCK_EV _ZN4absl7debian35Mutex13ReaderTryLockEv
+#define LOCK_WHEN _ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE
+#define LOCK_WHEN_WITH_TIMEOUT \
+  _ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE
+#define AWAIT _ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE
+#define AWAIT_WITH_TIMEOUT \
+  _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE
+#define AWAIT_WITH_DEADLINE \
+  _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE
+#define MUTEX_DTOR _ZN4absl7debian35MutexD1Ev
+// ---- absl::Notification (its Mutex works inside the library)
+#define NOTIFY _ZN4absl7debian312Notification6NotifyEv
+#define WAIT _ZNK4absl7debian312Notification19WaitForNotificationEv
+#define WAIT_WITH_TIMEOUT \
+  _ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE
+#define WAIT_WITH_DEADLINE \
+  _ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE
+#define NOTIFICATION_DTOR _ZN4absl7debian312NotificationD1Ev
+
+// Token pasting needs the macros expanded first.
+#define R(name) REAL_(name)
+#define W(name) WRAP_(name)
+#define REAL_(name) REAL(name)
+#define WRAP_(name) WRAP(name)
+
+void R(LOCK_EV)(Mutex*);
+void W(LOCK_EV)(Mutex* m) {
+  Locking(m, 0, [&] { return (R(LOCK_EV)(m), 0); });
 }
 
-void REAL(_ZN4absl7debian35Mutex10ReaderLockEv)(Mutex*);
-void WRAP(_ZN4absl7debian35Mutex10ReaderLockEv)(Mutex* m) {
-  __tsan_mutex_pre_lock(m, kRead);
-  REAL(_ZN4absl7debian35Mutex10ReaderLockEv)(m);
-  __tsan_mutex_post_lock(m, kRead, 0);
+void R(READER_LOCK_EV)(Mutex*);
+void W(READER_LOCK_EV)(Mutex* m) {
+  Locking(m, kRead, [&] { return (R(READER_LOCK_EV)(m), 0); });
 }
 
-// The unlocking thread may evaluate waiters' Conditions inside the call;
-// TSan ignores accesses between pre and post, as Abseil's own annotations.
-void REAL(_ZN4absl7debian35Mutex6UnlockEv)(Mutex*);
-void WRAP(_ZN4absl7debian35Mutex6UnlockEv)(Mutex* m) {
-  __tsan_mutex_pre_unlock(m, 0);
-  REAL(_ZN4absl7debian35Mutex6UnlockEv)(m);
-  __tsan_mutex_post_unlock(m, 0);
+void R(UNLOCK_EV)(Mutex*);
+void W(UNLOCK_EV)(Mutex* m) {
+  Unlocking(m, 0, [&] { R(UNLOCK_EV)(m); });
 }
 
-void REAL(_ZN4absl7debian35Mutex12ReaderUnlockEv)(Mutex*);
-void WRAP(_ZN4absl7debian35Mutex12ReaderUnlockEv)(Mutex* m) {
-  __tsan_mutex_pre_unlock(m, kRead);
-  REAL(_ZN4absl7debian35Mutex12ReaderUnlockEv)(m);
-  __tsan_mutex_post_unlock(m, kRead);
+void R(READER_UNLOCK_EV)(Mutex*);
+void W(READER_UNLOCK_EV)(Mutex* m) {
+  Unlocking(m, kRead, [&] { R(READER_UNLOCK_EV)(m); });
 }
 
-bool REAL(_ZN4absl7debian35Mutex7TryLockEv)(Mutex*);
-bool WRAP(_ZN4absl7debian35Mutex7TryLockEv)(Mutex* m) {
-  __tsan_mutex_pre_lock(m, kTry);
-  const bool locked = REAL(_ZN4absl7debian35Mutex7TryLockEv)(m);
-  __tsan_mutex_post_lock(m, kTry | (locked ? 0 : kTryFailed), 0);
-  return locked;
+bool R(TRY_LOCK_EV)(Mutex*);
+bool W(TRY_LOCK_EV)(Mutex* m) {
+  return TryLocking(m, 0, [&] { return R(TRY_LOCK_EV)(m); });
 }
 
-bool REAL(_ZN4absl7debian35Mutex13ReaderTryLockEv)(Mutex*);
-bool WRAP(_ZN4absl7debian35Mutex13ReaderTryLockEv)(Mutex* m) {
-  __tsan_mutex_pre_lock(m, kRead | kTry);
-  const bool locked = REAL(_ZN4absl7debian35Mutex13ReaderTryLockEv)(m);
-  __tsan_mutex_post_lock(m, kRead | kTry | (locked ? 0 : kTryFailed), 0);
-  return locked;
+bool R(READER_TRY_LOCK_EV)(Mutex*);
+bool W(READER_TRY_LOCK_EV)(Mutex* m) {
+  return TryLocking(m, kRead, [&] { return R(READER_TRY_LOCK_EV)(m); });
 }
 
-void REAL(_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE)(Mutex*,
-                                                             const Condition&);
-void WRAP(_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE)(
-    Mutex* m, const Condition& c) {
-  __tsan_mutex_pre_lock(m, 0);
-  REAL(_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE)(m, c);
-  __tsan_mutex_post_lock(m, 0, 0);
+void R(LOCK_WHEN)(Mutex*, const Condition&);
+void W(LOCK_WHEN)(Mutex* m, const Condition& c) {
+  Locking(m, 0, [&] { return (R(LOCK_WHEN)(m, c), 0); });
 }
 
-// LockWhenWithTimeout holds the mutex on return, whatever it returns.
-bool REAL(
-    _ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-    Mutex*, const Condition&, Duration);
-bool WRAP(
-    _ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-    Mutex* m, const Condition& c, Duration timeout) {
-  __tsan_mutex_pre_lock(m, 0);
-  const bool met = REAL(
-      _ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-      m, c, timeout);
-  __tsan_mutex_post_lock(m, 0, 0);
-  return met;
+// Holds the mutex on return, whatever it returns.
+bool R(LOCK_WHEN_WITH_TIMEOUT)(Mutex*, const Condition&, Duration);
+bool W(LOCK_WHEN_WITH_TIMEOUT)(Mutex* m, const Condition& c, Duration t) {
+  return Locking(m, 0, [&] { return R(LOCK_WHEN_WITH_TIMEOUT)(m, c, t); });
 }
 
-void REAL(_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE)(Mutex*,
-                                                          const Condition&);
-void WRAP(_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE)(Mutex* m,
-                                                          const Condition& c) {
-  BeforeWait(m, 0);
-  REAL(_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE)(m, c);
-  AfterWait(m, 0);
+void R(AWAIT)(Mutex*, const Condition&);
+void W(AWAIT)(Mutex* m, const Condition& c) {
+  Waiting(m, [&] { return (R(AWAIT)(m, c), 0); });
 }
 
-bool REAL(
-    _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-    Mutex*, const Condition&, Duration);
-bool WRAP(
-    _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-    Mutex* m, const Condition& c, Duration timeout) {
-  BeforeWait(m, 0);
-  const bool met = REAL(
-      _ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE)(
-      m, c, timeout);
-  AfterWait(m, 0);
-  return met;
+bool R(AWAIT_WITH_TIMEOUT)(Mutex*, const Condition&, Duration);
+bool W(AWAIT_WITH_TIMEOUT)(Mutex* m, const Condition& c, Duration t) {
+  return Waiting(m, [&] { return R(AWAIT_WITH_TIMEOUT)(m, c, t); });
 }
 
-bool REAL(
-    _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE)(
-    Mutex*, const Condition&, Time);
-bool WRAP(
-    _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE)(
-    Mutex* m, const Condition& c, Time deadline) {
-  BeforeWait(m, 0);
-  const bool met = REAL(
-      _ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE)(
-      m, c, deadline);
-  AfterWait(m, 0);
-  return met;
+bool R(AWAIT_WITH_DEADLINE)(Mutex*, const Condition&, Time);
+bool W(AWAIT_WITH_DEADLINE)(Mutex* m, const Condition& c, Time d) {
+  return Waiting(m, [&] { return R(AWAIT_WITH_DEADLINE)(m, c, d); });
 }
 
 // The constructor is inline and tells TSan itself (ABSL_TSAN_MUTEX_CREATE).
-void REAL(_ZN4absl7debian35MutexD1Ev)(Mutex*);
-void WRAP(_ZN4absl7debian35MutexD1Ev)(Mutex* m) {
+void R(MUTEX_DTOR)(Mutex*);
+void W(MUTEX_DTOR)(Mutex* m) {
   __tsan_mutex_destroy(m, 0);
-  REAL(_ZN4absl7debian35MutexD1Ev)(m);
+  R(MUTEX_DTOR)(m);
 }
 
-// ---- absl::Notification (its Mutex works inside the library)
-void REAL(_ZN4absl7debian312Notification6NotifyEv)(Notification*);
-void WRAP(_ZN4absl7debian312Notification6NotifyEv)(Notification* n) {
+void R(NOTIFY)(Notification*);
+void W(NOTIFY)(Notification* n) {
   __tsan_release(Flag(n));
-  REAL(_ZN4absl7debian312Notification6NotifyEv)(n);
+  R(NOTIFY)(n);
 }
 
-void REAL(_ZNK4absl7debian312Notification19WaitForNotificationEv)(
-    const Notification*);
-void WRAP(_ZNK4absl7debian312Notification19WaitForNotificationEv)(
-    const Notification* n) {
-  REAL(_ZNK4absl7debian312Notification19WaitForNotificationEv)(n);
+void R(WAIT)(const Notification*);
+void W(WAIT)(const Notification* n) {
+  R(WAIT)(n);
   __tsan_acquire(Flag(n));
 }
 
-bool REAL(
-    _ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE)(
-    const Notification*, Duration);
-bool WRAP(
-    _ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE)(
-    const Notification* n, Duration timeout) {
-  const bool notified = REAL(
-      _ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE)(
-      n, timeout);
+bool R(WAIT_WITH_TIMEOUT)(const Notification*, Duration);
+bool W(WAIT_WITH_TIMEOUT)(const Notification* n, Duration t) {
+  const bool notified = R(WAIT_WITH_TIMEOUT)(n, t);
   if (notified) __tsan_acquire(Flag(n));
   return notified;
 }
 
-bool REAL(
-    _ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE)(
-    const Notification*, Time);
-bool WRAP(
-    _ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE)(
-    const Notification* n, Time deadline) {
-  const bool notified = REAL(
-      _ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE)(
-      n, deadline);
+bool R(WAIT_WITH_DEADLINE)(const Notification*, Time);
+bool W(WAIT_WITH_DEADLINE)(const Notification* n, Time d) {
+  const bool notified = R(WAIT_WITH_DEADLINE)(n, d);
   if (notified) __tsan_acquire(Flag(n));
   return notified;
 }
 
-// Its inline constructor created a TSan mutex for its Mutex member.
-void REAL(_ZN4absl7debian312NotificationD1Ev)(Notification*);
-void WRAP(_ZN4absl7debian312NotificationD1Ev)(Notification* n) {
+// Its inline constructor created a TSan mutex for its Mutex member, which
+// the library's destructor destroys unannotated.
+void R(NOTIFICATION_DTOR)(Notification*);
+void W(NOTIFICATION_DTOR)(Notification* n) {
   __tsan_mutex_destroy(n, 0);
-  REAL(_ZN4absl7debian312NotificationD1Ev)(n);
+  R(NOTIFICATION_DTOR)(n);
 }
 
 }  // extern "C"
