@@ -58,7 +58,7 @@ test-cpp:
 # no Torch) under ThreadSanitizer. Abseil's Mutex and Notification are made
 # visible to it by sanitizers/tsan_absl.cc; suppressions in sanitizers/tsan.supp.
 TSAN_TARGETS := batching_test forward_stage_test wordpiece_tokenizer_test \
-  servable_test model_registry_test scoring_stream_test http_routes_test \
+  servable_test model_registry_test http_routes_test \
   ui_routes_test score_request_fuzzer model_infer_fuzzer http_infer_fuzzer \
   tsan_absl_test tsan_detects_race
 test-tsan: deps

@@ -187,7 +187,8 @@ bool W(AWAIT_WITH_DEADLINE)(Mutex* m, const Condition& c, Time d) {
   return Waiting(m, [&] { return R(AWAIT_WITH_DEADLINE)(m, c, d); });
 }
 
-// The constructor is inline and tells TSan itself (ABSL_TSAN_MUTEX_CREATE).
+// TSan creates a mutex at its first annotation (the inline constructor
+// makes none: the build compiles Abseil's headers as Abseil was built).
 void R(MUTEX_DTOR)(Mutex*);
 void W(MUTEX_DTOR)(Mutex* m) {
   __tsan_mutex_destroy(m, 0);
@@ -220,11 +221,11 @@ bool W(WAIT_WITH_DEADLINE)(const Notification* n, Time d) {
   return notified;
 }
 
-// Its inline constructor created a TSan mutex for its Mutex member, which
-// the library's destructor destroys unannotated.
+// Forgets what Notify released at the flag: the address (often on a stack)
+// will hold other objects, which must not inherit it.
 void R(NOTIFICATION_DTOR)(Notification*);
 void W(NOTIFICATION_DTOR)(Notification* n) {
-  __tsan_mutex_destroy(n, 0);
+  __tsan_mutex_destroy(Flag(n), 0);
   R(NOTIFICATION_DTOR)(n);
 }
 
