@@ -7,6 +7,9 @@ PACKAGES=(
   # build toolchain; clang-format for `make format-check` (part of make test);
   # ccache so fresh clones and extra build directories reuse objects
   build-essential cmake pkg-config git clang-format ccache
+  # fuzzing (make test-fuzz): clang 14 with libFuzzer and its sanitizer
+  # runtimes (docs/memory-safety.md)
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
   # C++ dependencies
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtorch-dev prometheus-cpp-dev libcpp-httplib-dev

@@ -1,6 +1,7 @@
 #include "server/serving/warmup.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,11 @@ std::vector<WarmupShape> WarmupShapes(const fusion::v1::ModelConfig& config) {
   const auto& batching = config.batching();
   const int max_batch = std::max(1, batching.max_batch_size());
   std::set<int> sizes = {max_batch};
-  for (int size = 1; size < max_batch; size *= 2) sizes.insert(size);
+  // 64-bit: doubling past 2^30 would overflow an int (max_batch_size may be
+  // as large as INT_MAX).
+  for (int64_t size = 1; size < max_batch; size *= 2) {
+    sizes.insert(static_cast<int>(size));
+  }
   for (int size : batching.preferred_batch_sizes()) sizes.insert(size);
   std::set<int> lengths = {config.max_tokens()};
   for (int edge : batching.length_bucket_edges()) {

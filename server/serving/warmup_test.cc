@@ -48,6 +48,17 @@ TEST(WarmupTest, ShapesCoverEveryBucketAtEveryServedBatchSize) {
   EXPECT_EQ(shapes, expected);
 }
 
+// UBSan in tests/fuzz/model_config_fuzzer: signed overflow while doubling
+// the batch size (input: crash-warmup-shapes-max-batch-int-max).
+TEST(WarmupTest, ShapesOfTheLargestMaxBatchSizeAreThePowersOfTwoAndIt) {
+  const auto config = Config("batching { max_batch_size: 2147483647 }");
+  std::set<int> sizes;
+  for (const WarmupShape& s : WarmupShapes(config)) sizes.insert(s.requests);
+  std::set<int> expected = {2147483647};
+  for (int i = 0; i <= 30; ++i) expected.insert(1 << i);
+  EXPECT_EQ(sizes, expected);
+}
+
 TEST(WarmupTest, RunsEachShapeOncePerIterationAndCanBeTurnedOff) {
   auto tokenizer =
       text::WordPieceTokenizer::Create({"[PAD]", "[UNK]", "[CLS]", "[SEP]"});
