@@ -117,6 +117,10 @@ ABSL_FLAG(int64_t, max_text_bytes, kDefaults.max_text_bytes,
 ABSL_FLAG(int, max_concurrent_streams, kDefaults.max_concurrent_streams,
           "Calls one gRPC connection may have open at once (HTTP/2 "
           "MAX_CONCURRENT_STREAMS); clients queue calls past it");
+ABSL_FLAG(int, max_in_flight_per_stream, kDefaults.max_in_flight_per_stream,
+          "Requests of one ScoreStream or ModelStreamInfer stream in the "
+          "server at once (queued, computing, or answered but not yet "
+          "written); past it the server stops reading that stream");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
 ABSL_FLAG(bool, metrics, kDefaults.metrics,
           "Keep Prometheus metrics and serve /metrics (off: for measuring "
@@ -206,6 +210,8 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.max_in_flight_per_stream =
+      absl::GetFlag(FLAGS_max_in_flight_per_stream);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {

@@ -130,6 +130,10 @@ absl::Status ValidateLimits(const ServerAppOptions& options) {
   if (options.max_concurrent_streams < 1) {
     return absl::InvalidArgumentError("--max_concurrent_streams must be >= 1");
   }
+  if (options.max_in_flight_per_stream < 1) {
+    return absl::InvalidArgumentError(
+        "--max_in_flight_per_stream must be >= 1");
+  }
   return absl::OkStatus();
 }
 
@@ -438,7 +442,8 @@ absl::Status ServerApp::LoadModels() {
 absl::Status ServerApp::StartGrpc() {
   scoring_ = std::make_unique<api::ScoringServiceImpl>(
       &state_, &gate_,
-      [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); });
+      [this](absl::StatusCode code) { metrics_.RecordUnroutedRequest(code); },
+      options_.max_in_flight_per_stream);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   if (!options_.tls_cert.empty()) {
@@ -458,8 +463,8 @@ absl::Status ServerApp::StartGrpc() {
   builder.AddListeningPort(options_.grpc_address, port_credentials(),
                            &grpc_port);
   builder.RegisterService(scoring_.get());
-  inference_ =
-      std::make_unique<api::v2::InferenceServiceImpl>(v2_core_.get(), &gate_);
+  inference_ = std::make_unique<api::v2::InferenceServiceImpl>(
+      v2_core_.get(), &gate_, options_.max_in_flight_per_stream);
   builder.RegisterService(inference_.get());
   if (options_.max_connection_age > absl::ZeroDuration()) {
     // GOAWAY after the age; calls in flight get the same again to finish.

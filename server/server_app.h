@@ -81,6 +81,11 @@ struct ServerAppOptions {
   // HTTP/2 streams (calls) one client connection may have open at once;
   // the client queues calls past it.
   int max_concurrent_streams = 1024;
+  // Requests of one ScoreStream / ModelStreamInfer in the server at once
+  // (queued, computing, or answered but not written); past it the server
+  // stops reading that stream until some are written.
+  int max_in_flight_per_stream =
+      api::ScoringServiceImpl::kDefaultMaxInFlightPerStream;
 };
 
 class ServerApp {

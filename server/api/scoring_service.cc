@@ -163,7 +163,7 @@ ScoringServiceImpl::ScoreStream(grpc::CallbackServerContext* context) {
             });
         if (!submitted.ok()) (*shared)(submitted);
       },
-      kMaxInFlightPerStream, gate_->streams());
+      max_in_flight_per_stream_, gate_->streams());
 }
 
 grpc::ServerUnaryReactor* ScoringServiceImpl::GetModelMetadata(

@@ -2,8 +2,9 @@
 //
 // RPC threads only validate, tokenize and enqueue; executor threads finish
 // the RPCs when their batch is computed, so no thread blocks per request.
-// ScoreStream keeps at most kMaxInFlightPerStream requests of one stream in
-// the server and stops reading until some complete (flow control).
+// ScoreStream keeps at most `max_in_flight_per_stream` requests of one stream
+// in the server (computing, queued, or answered but not yet written) and
+// stops reading until some complete (flow control).
 //
 // Score and ScoreStream take their messages as raw bytes and parse them
 // here: gRPC's own parsing answers a request that does not parse (e.g. a
@@ -52,16 +53,22 @@ using ScoringServiceBase =
 
 class ScoringServiceImpl final : public ScoringServiceBase {
  public:
-  static constexpr int kMaxInFlightPerStream = 512;
+  // --max_in_flight_per_stream's default.
+  static constexpr int kDefaultMaxInFlightPerStream = 512;
 
   using UnroutedFn = api::UnroutedFn;
 
   // `state` and `gate` must outlive the service; `gate` admits every unary
   // call and tracks the open streams (call_gate.h). `on_unrouted` may be
-  // empty.
-  ScoringServiceImpl(const serving::ServingState* state, CallGate* gate,
-                     UnroutedFn on_unrouted = nullptr)
-      : state_(state), gate_(gate), on_unrouted_(std::move(on_unrouted)) {}
+  // empty. `max_in_flight_per_stream` >= 1.
+  ScoringServiceImpl(
+      const serving::ServingState* state, CallGate* gate,
+      UnroutedFn on_unrouted = nullptr,
+      int max_in_flight_per_stream = kDefaultMaxInFlightPerStream)
+      : state_(state),
+        gate_(gate),
+        on_unrouted_(std::move(on_unrouted)),
+        max_in_flight_per_stream_(max_in_flight_per_stream) {}
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request,
@@ -88,6 +95,7 @@ class ScoringServiceImpl final : public ScoringServiceBase {
   const serving::ServingState* const state_;
   CallGate* const gate_;
   const UnroutedFn on_unrouted_;
+  const int max_in_flight_per_stream_;
 };
 
 }  // namespace fusion::api

@@ -38,7 +38,6 @@ using runtime::FakeModelRuntime;
 
 // Long enough never to be reached unless the server is broken.
 constexpr absl::Duration kWait = absl::Seconds(10);
-constexpr int kLimit = ScoringServiceImpl::kMaxInFlightPerStream;
 
 // The queue holds twice the stream's limit, so that only the stream's own
 // flow control can stop requests, never a full queue.
@@ -109,7 +108,8 @@ class ScoringServiceTest : public ::testing::Test {
     fake_ = &repo_->fake();
     state_.SetReady(&repo_->registry());
 
-    service_ = std::make_unique<ScoringServiceImpl>(&state_, &gate_);
+    service_ =
+        std::make_unique<ScoringServiceImpl>(&state_, &gate_, nullptr, limit_);
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -153,6 +153,12 @@ class ScoringServiceTest : public ::testing::Test {
                          std::chrono::seconds(60));
   }
 
+  // Writes `requests` (more than the limit) on one stream while the model
+  // holds every batch: the server must start exactly limit_ of them, then
+  // answer each once when the model lets go, never with more in flight.
+  void ExpectStopsReadingAtTheLimit(int requests);
+
+  int limit_ = ScoringServiceImpl::kDefaultMaxInFlightPerStream;
   CountingObserver observer_;         // outlives the servable (repo_)
   FakeModelRuntime* fake_ = nullptr;  // owned by the servable
   serving::ServingState state_;
@@ -163,15 +169,14 @@ class ScoringServiceTest : public ::testing::Test {
   std::unique_ptr<fusion::v1::ScoringService::Stub> stub_;
 };
 
-TEST_F(ScoringServiceTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
-  constexpr int kRequests = kLimit + 88;
+void ScoringServiceTest::ExpectStopsReadingAtTheLimit(int requests) {
   fake_->Hold();  // nothing completes, so nothing frees a slot
   grpc::ClientContext context;
   SetDeadline(context);
   auto stream = stub_->ScoreStream(&context);
   absl::Notification all_written;
   std::thread writer([&] {
-    for (int i = 0; i < kRequests; ++i) {
+    for (int i = 0; i < requests; ++i) {
       if (!stream->Write(Valid(absl::StrCat("r", i)))) return;
     }
     all_written.Notify();
@@ -187,12 +192,12 @@ TEST_F(ScoringServiceTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
   // ~30 KB of requests fit the stream's HTTP/2 window, so every one has
   // left the client even though the server stopped reading.
   ASSERT_TRUE(all_written.WaitForNotificationWithTimeout(kWait));
-  ASSERT_TRUE(observer_.AwaitStarted(kLimit, kWait)) << observer_.started();
+  ASSERT_TRUE(observer_.AwaitStarted(limit_, kWait)) << observer_.started();
   // The rest wait in the transport. A server that went on reading would
   // start them within microseconds; give it far longer than that.
-  EXPECT_FALSE(observer_.AwaitStarted(kLimit + 1, absl::Milliseconds(500)))
+  EXPECT_FALSE(observer_.AwaitStarted(limit_ + 1, absl::Milliseconds(500)))
       << observer_.started() << " requests reached the model";
-  EXPECT_EQ(observer_.started(), kLimit);
+  EXPECT_EQ(observer_.started(), limit_);
 
   fake_->Release();
   std::map<std::string, int> answered;
@@ -209,15 +214,29 @@ TEST_F(ScoringServiceTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
   EXPECT_TRUE(status.ok()) << status.error_code() << ": "
                            << status.error_message();
 
-  EXPECT_EQ(answered.size(), static_cast<size_t>(kRequests));
-  for (int i = 0; i < kRequests; ++i) {
+  EXPECT_EQ(answered.size(), static_cast<size_t>(requests));
+  for (int i = 0; i < requests; ++i) {
     const auto it = answered.find(absl::StrCat("r", i));
     ASSERT_NE(it, answered.end()) << "r" << i << " was never answered";
     EXPECT_EQ(it->second, 1) << "r" << i;
   }
-  EXPECT_EQ(observer_.started(), kRequests);
+  EXPECT_EQ(observer_.started(), requests);
   // Reading resumed as answers went out, never past the limit.
-  EXPECT_EQ(observer_.max_in_flight(), kLimit);
+  EXPECT_EQ(observer_.max_in_flight(), limit_);
+}
+
+TEST_F(ScoringServiceTest, StopsReadingAtTheLimitAndAnswersEveryRequestOnce) {
+  ExpectStopsReadingAtTheLimit(limit_ + 88);
+}
+
+// --max_in_flight_per_stream at its lowest: one request at a time.
+class ScoringServiceLimitOfOneTest : public ScoringServiceTest {
+ protected:
+  ScoringServiceLimitOfOneTest() { limit_ = 1; }
+};
+
+TEST_F(ScoringServiceLimitOfOneTest, StopsReadingAfterOneRequest) {
+  ExpectStopsReadingAtTheLimit(40);
 }
 
 TEST_F(ScoringServiceTest, FailedRequestsGetErrorsAndTheStreamGoesOn) {

@@ -5,11 +5,13 @@ the limit is served, one just past it gets the status docs/security.md
 One server with small limits: --max_message_bytes=8192,
 --max_text_bytes=1000, --http_max_body_bytes=4096,
 --max_concurrent_streams=2, and --max_queue_size=600 (above the 512
-requests one stream may have in the server, so a flooding stream is slowed,
-never refused).
+requests one stream may have in the server by default, so a flooding stream
+is slowed, never refused). --max_in_flight_per_stream is tested on servers
+of its own.
 """
 import json
 import queue
+import subprocess
 import threading
 
 import grpc
@@ -23,7 +25,6 @@ MAX_TEXT_BYTES = 1000
 HTTP_MAX_BODY_BYTES = 4096
 MAX_CONCURRENT_STREAMS = 2
 MAX_QUEUE_SIZE = 600
-IN_FLIGHT_PER_STREAM = 512  # ScoringServiceImpl::kMaxInFlightPerStream
 RPC_TIMEOUT_S = 60
 WAIT_S = 30  # for answers that must come (a loaded 2-core machine)
 SILENT_S = 2  # for an answer that must not come while a stream is held
@@ -223,3 +224,43 @@ def test_a_flooding_stream_is_slowed_not_refused(stubs, golden, stub):
         ids.add(answer.request_id)
     assert errors == []
     assert len(ids) == n
+
+
+def test_a_stream_at_its_in_flight_limit_fills_the_queue_exactly_and_no_more(
+        stubs, golden, tmp_path):
+    # --max_in_flight_per_stream equal to --max_queue_size: one stream may
+    # fill the queue to the brim but never past it, so 2000 requests written
+    # at once are all answered, none RESOURCE_EXHAUSTED.
+    limit = 64
+    srv = harness.ServerProcess([f"--max_in_flight_per_stream={limit}",
+                                 f"--max_queue_size={limit}"], log_dir=str(tmp_path))
+    harness.call_or_fail(srv.start)
+    try:
+        with new_channel(srv) as ch:
+            stream = Stream(stubs.scoring_pb2_grpc.ScoringServiceStub(ch))
+            n = 2000
+            for i in range(n):
+                stream.send(harness.request_from_golden(stubs, golden[i % len(golden)],
+                                                        by_ids=True, request_id=str(i)))
+            stream.close()
+            errors, ids = [], set()
+            while (answer := stream.answers.get(timeout=WAIT_S * 4)) is not None:
+                assert not isinstance(answer, grpc.RpcError), answer
+                if answer.HasField("error"):
+                    errors.append(answer.error.message)
+                ids.add(answer.request_id)
+        assert errors == []
+        assert len(ids) == n
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_an_in_flight_limit_below_one_stops_the_start(tmp_path, value):
+    srv = harness.ServerProcess([f"--max_in_flight_per_stream={value}"],
+                                log_dir=str(tmp_path))
+    srv.check_binary()
+    done = subprocess.run(srv.args, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=60, cwd=harness.REPO_ROOT)
+    assert done.returncode == 1, done
+    assert "--max_in_flight_per_stream must be >= 1" in done.stderr.decode(), done.stderr

@@ -166,7 +166,7 @@ InferenceServiceImpl::ModelStreamInfer(grpc::CallbackServerContext* context) {
             request, DeadlineOf(*context),
             [context] { return context->IsCancelled(); }, std::move(answer));
       },
-      kMaxInFlightPerStream, gate_->streams());
+      max_in_flight_per_stream_, gate_->streams());
 }
 
 }  // namespace fusion::api::v2

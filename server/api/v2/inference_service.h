@@ -3,7 +3,8 @@
 // fusion.v1.ScoringService on the same port. ModelInfer and
 // ModelStreamInfer take raw bytes and parse them here, as the native API
 // does, so a malformed request gets INVALID_ARGUMENT saying so. A stream
-// keeps at most kMaxInFlightPerStream requests in the server.
+// keeps at most `max_in_flight_per_stream` requests in the server, as
+// ScoreStream does.
 #ifndef FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
 #define FUSION_SERVER_API_V2_INFERENCE_SERVICE_H_
 
@@ -11,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/api/call_gate.h"
+#include "server/api/scoring_service.h"
 #include "server/api/v2/inference_core.h"
 
 namespace fusion::api::v2 {
@@ -32,12 +34,15 @@ using InferenceServiceBase = GRPCInferenceService::WithCallbackMethod_ServerLive
 
 class InferenceServiceImpl final : public InferenceServiceBase {
  public:
-  static constexpr int kMaxInFlightPerStream = 512;
-
   // `core` and `gate` must outlive the service; `gate` admits every unary
   // call and tracks the open streams (call_gate.h).
-  InferenceServiceImpl(const InferenceCore* core, CallGate* gate)
-      : core_(core), gate_(gate) {}
+  // `max_in_flight_per_stream` >= 1.
+  InferenceServiceImpl(const InferenceCore* core, CallGate* gate,
+                       int max_in_flight_per_stream =
+                           ScoringServiceImpl::kDefaultMaxInFlightPerStream)
+      : core_(core),
+        gate_(gate),
+        max_in_flight_per_stream_(max_in_flight_per_stream) {}
 
   grpc::ServerUnaryReactor* ServerLive(
       grpc::CallbackServerContext* context,
@@ -83,6 +88,7 @@ class InferenceServiceImpl final : public InferenceServiceBase {
 
   const InferenceCore* const core_;
   CallGate* const gate_;
+  const int max_in_flight_per_stream_;
 };
 
 }  // namespace fusion::api::v2
