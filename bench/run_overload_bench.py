@@ -203,23 +203,28 @@ def ms(us):
     return None if us is None else round(us / 1000, 3)
 
 
-def measure(name, args, log_dir):
-    """Saturation, burst and deadlines of one workload, on a fresh server."""
+def measure(name, args, log_dir, server_args, known_saturation=None):
+    """Saturation, burst and deadlines of one workload, on a fresh server.
+    With known_saturation (req/s, from an earlier variant), the bursts are
+    sized from it, so that variants see the same offered rates."""
     workload = WORKLOADS[name]["args"]
     extra = [] if args.max_queue_size is None else [f"--max_queue_size={args.max_queue_size}"]
-    server = start_server(log_dir, extra)
+    server = start_server(log_dir, extra + server_args)
     try:
         idle = snapshot(server)
         _, _, by_concurrency = ov.saturation_rps(
             server.grpc_address, args.saturation_s, warmup_s=2, concurrencies=(8, 16, 32, 64),
             pin_core=CLIENT_CORE, extra=workload)
-        saturation, sat_run, _ = ov.saturation_rps(
+        measured, sat_run, _ = ov.saturation_rps(
             server.grpc_address, args.saturation_s, warmup_s=2, pin_core=CLIENT_CORE,
             extra=workload)
-        print(f"{name}: saturation {saturation:.0f} req/s", flush=True)
+        saturation = known_saturation or measured
+        print(f"{name}: saturation {measured:.0f} req/s; bursts sized from "
+              f"{saturation:.0f}", flush=True)
         result = {
             "workload": WORKLOADS[name]["what"], "server_at_start": idle,
-            "saturation": {"ok_rps": saturation, "concurrency": sat_run["concurrency"],
+            "saturation": {"ok_rps": measured, "bursts_sized_from_rps": saturation,
+                           "concurrency": sat_run["concurrency"],
                            "ok_rps_by_concurrency": by_concurrency,
                            "p99_ms": ms(sat_run["latency_us"]["p99"]),
                            "mean_batch_size": sat_run["server"]["mean_batch_size"]},
@@ -267,6 +272,10 @@ def main():
     parser.add_argument("--deadline_ms", type=int, default=100)
     parser.add_argument("--max_queue_size", type=int, default=None,
                         help="override the bundle's (1024)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME=SERVER ARGS (space-separated), repeatable: each "
+                        "workload is measured on a server of each variant, one after "
+                        "the other, so that variants are compared within one run")
     args = parser.parse_args()
     log_dir = os.path.join("/tmp", f"overload-bench-{os.getpid()}")
     os.makedirs(log_dir, exist_ok=True)
@@ -275,8 +284,19 @@ def main():
                         "burst_call_deadline": BURST_TIMEOUT,
                         "args": vars(args), "unix_time": int(time.time())},
               "workloads": {}}
+    variants = [v.split("=", 1) for v in args.variant] or [["default", ""]]
     for name in args.workloads.split(","):
-        result["workloads"][name] = measure(name, args, log_dir)
+        saturation = None  # the first variant's, for all of them
+        for variant, server_args in variants:
+            print(f"== {name}, server {variant}: {server_args or '(no extra args)'}",
+                  flush=True)
+            measured = measure(name, args, log_dir, server_args.split(), saturation)
+            saturation = measured["saturation"]["bursts_sized_from_rps"]
+            if len(variants) == 1:
+                result["workloads"][name] = measured
+            else:
+                measured["server_args"] = server_args
+                result["workloads"].setdefault(name, {})[variant] = measured
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")

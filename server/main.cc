@@ -12,6 +12,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/log.h"
@@ -63,6 +64,10 @@ ABSL_FLAG(std::optional<int64_t>, max_queue_delay_us, std::nullopt,
           "Overrides config.pbtxt (unset: keep; 0 dispatches at once)");
 ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
           "Overrides config.pbtxt (unset: keep)");
+ABSL_FLAG(std::optional<int64_t>, max_queue_wait_us, std::nullopt,
+          "Overrides config.pbtxt: refuse a request when the queued work "
+          "would take longer than this to compute (unset: keep; unset "
+          "there: 1 s; 0: no bound)");
 ABSL_FLAG(std::optional<int>, instance_count, std::nullopt,
           "Executors (model instances) per model; overrides config (unset: "
           "keep; unset there: 1 on a GPU, and on a CPU the usable CPUs "
@@ -70,6 +75,10 @@ ABSL_FLAG(std::optional<int>, instance_count, std::nullopt,
 ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
           "A forward's fixed cost in token positions, for merging length "
           "buckets; overrides config (unset: keep; 0: never merge)");
+ABSL_FLAG(std::vector<std::string>, bucket_max_batch_sizes, {},
+          "The largest batch per length bucket, one per bucket (N,N,...), or "
+          "off (every bucket up to max_batch_size); overrides config (empty: "
+          "keep; unset there: measured at load)");
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");
@@ -117,6 +126,10 @@ ABSL_FLAG(int64_t, max_text_bytes, kDefaults.max_text_bytes,
 ABSL_FLAG(int, max_concurrent_streams, kDefaults.max_concurrent_streams,
           "Calls one gRPC connection may have open at once (HTTP/2 "
           "MAX_CONCURRENT_STREAMS); clients queue calls past it");
+ABSL_FLAG(int, compute_nice, kDefaults.compute_nice,
+          "Nice value (0..19) of the threads that compute batches, so that "
+          "the threads receiving and refusing requests run first on a busy "
+          "CPU; 0 leaves them at the server's own priority");
 ABSL_FLAG(int, max_in_flight_per_stream, kDefaults.max_in_flight_per_stream,
           "Requests of one ScoreStream or ModelStreamInfer stream in the "
           "server at once (queued, computing, or answered but not yet "
@@ -179,8 +192,26 @@ int main(int argc, char** argv) {
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.batching.max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us);
   options.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  options.batching.max_queue_wait_us = absl::GetFlag(FLAGS_max_queue_wait_us);
   options.batching.instance_count = absl::GetFlag(FLAGS_instance_count);
   options.batching.merge_cost_tokens = absl::GetFlag(FLAGS_merge_cost_tokens);
+  if (const auto sizes = absl::GetFlag(FLAGS_bucket_max_batch_sizes);
+      !sizes.empty()) {
+    std::vector<int> parsed;
+    const bool off = sizes.size() == 1 && sizes[0] == "off";
+    for (const std::string& size : off ? std::vector<std::string>{} : sizes) {
+      int value = 0;
+      if (!absl::SimpleAtoi(size, &value) || value < 1) {
+        fusion::Log(fusion::LogLevel::kError,
+                    "--bucket_max_batch_sizes must be off or sizes >= 1, "
+                    "not '",
+                    size, "'");
+        return EXIT_FAILURE;
+      }
+      parsed.push_back(value);
+    }
+    options.batching.bucket_max_batch_sizes = std::move(parsed);
+  }
   if (const std::string pipelining = absl::GetFlag(FLAGS_pipelining);
       !pipelining.empty()) {
     fusion::v1::BatchingConfig::Pipelining value;
@@ -212,6 +243,7 @@ int main(int argc, char** argv) {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_in_flight_per_stream =
       absl::GetFlag(FLAGS_max_in_flight_per_stream);
+  options.compute_nice = absl::GetFlag(FLAGS_compute_nice);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {

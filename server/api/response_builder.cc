@@ -104,6 +104,10 @@ fusion::v1::ModelMetadata BuildModelMetadata(
   batching->mutable_preferred_batch_sizes()->CopyFrom(
       b.preferred_batch_sizes());
   batching->set_max_queue_size(b.max_queue_size());
+  batching->set_max_queue_wait_us(b.max_queue_wait_us());
+  batching->mutable_bucket_max_batch_sizes()->CopyFrom(
+      b.bucket_max_batch_sizes());
+  batching->mutable_length_bucket_edges()->CopyFrom(b.length_bucket_edges());
   batching->set_priority_levels(b.priority_levels());
   batching->set_instance_count(b.instance_count());
   metadata.set_truncation(

@@ -61,6 +61,11 @@ absl::Status SubmitScoreRequest(const serving::ServingState& state,
   // waits for it (model_registry.h).
   std::shared_ptr<serving::Servable> model = std::move(*servable);
   model->observer().OnRequestStarted();
+  // Under overload most requests are refused: before tokenizing them.
+  if (absl::Status room = model->CheckRoom(); !room.ok()) {
+    RecordFailure(*model, room.code(), absl::Now() - arrival);
+    return room;
+  }
   auto validated = ValidateScoreRequest(request, SignatureOf(*model));
   if (!validated.ok()) {
     RecordFailure(*model, validated.status().code(), absl::Now() - arrival);

@@ -65,6 +65,7 @@
 #include "server/batching/clock.h"
 #include "server/batching/options.h"
 #include "server/batching/task_queue.h"
+#include "server/common/thread_priority.h"
 
 namespace fusion::batching {
 
@@ -121,7 +122,8 @@ class BatchScheduler {
   // Takes `task` iff OK. Otherwise the task stays with the caller, who
   // completes it with the returned status:
   //   UNAVAILABLE        Shutdown() has begun
-  //   RESOURCE_EXHAUSTED max_queue_size tasks are queued (never blocks)
+  //   RESOURCE_EXHAUSTED max_queue_size tasks are queued, or the queued
+  //                      work exceeds max_queue_wait (never blocks)
   //   INVALID_ARGUMENT   null task, priority outside [0, priority_levels),
   //                      or negative length
   //   DEADLINE_EXCEEDED  its deadline has already passed
@@ -133,7 +135,8 @@ class BatchScheduler {
     }
     const bool was_empty = queue_.empty();
     const absl::Time now = clock_->Now();
-    absl::Status status = queue_.Push(task, now);
+    absl::Status status = QueuedWorkStatus();
+    if (status.ok()) status = queue_.Push(task, now);
     if (!status.ok()) {
       if (absl::IsResourceExhausted(status)) ++counters_.rejected_full;
       return status;
@@ -185,6 +188,48 @@ class BatchScheduler {
     }
   }
 
+  // RESOURCE_EXHAUSTED (the message Enqueue gives, counted as a rejection)
+  // iff the queue is full now, UNAVAILABLE once Shutdown() has begun: lets
+  // a caller refuse before it spends work on a task (tokenizing) that
+  // Enqueue would refuse. OK promises nothing: the queue is shared, and
+  // Enqueue checks again.
+  absl::Status CheckRoom() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return absl::UnavailableError("batch scheduler is shutting down");
+    }
+    absl::Status room =
+        queue_.size() < options_.max_queue_size
+            ? QueuedWorkStatus()
+            : TaskQueue<TaskT>::FullError(options_.max_queue_size);
+    if (!room.ok()) ++counters_.rejected_full;
+    return room;
+  }
+
+  // A batch whose requests held `tokens` token positions in all (their own
+  // lengths: the padding a batch adds is part of their cost) took
+  // `compute`: updates the estimate behind max_queue_wait (a moving average,
+  // so that it follows the CPU the forwards really get).
+  void RecordBatchCost(int64_t tokens, absl::Duration compute) {
+    const double positions =
+        static_cast<double>(tokens) + options_.merge_cost_tokens;
+    if (positions <= 0 || compute <= absl::ZeroDuration()) return;
+    const double seconds = absl::ToDoubleSeconds(compute) / positions;
+    std::lock_guard<std::mutex> lock(mu_);
+    seconds_per_position_ =
+        seconds_per_position_ == 0
+            ? seconds
+            : seconds_per_position_ +
+                  kCostSmoothing * (seconds - seconds_per_position_);
+  }
+
+  // The time the queued tasks would take to compute, by that estimate;
+  // zero before the first batch was recorded.
+  absl::Duration EstimatedQueuedWork() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return QueuedWorkLocked();
+  }
+
   // Thread-free mode only (false otherwise): at the clock's current time,
   // fails the queued tasks that expired or were cancelled, then forms at most
   // one due batch and runs the executor on it inline. True iff a batch ran.
@@ -232,6 +277,34 @@ class BatchScheduler {
  private:
   using Dropped = typename TaskQueue<TaskT>::Dropped;
 
+  // Weight of the newest batch in the seconds-per-position average.
+  static constexpr double kCostSmoothing = 0.1;
+
+  absl::Duration QueuedWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (seconds_per_position_ == 0 || queue_.empty()) {
+      return absl::ZeroDuration();
+    }
+    const int batches =
+        (queue_.size() + options_.max_batch_size - 1) / options_.max_batch_size;
+    const double positions = static_cast<double>(queue_.queued_tokens()) +
+                             batches * options_.merge_cost_tokens;
+    return absl::Seconds(positions * seconds_per_position_ /
+                         options_.num_executors);
+  }
+
+  // RESOURCE_EXHAUSTED iff the queued work is past max_queue_wait.
+  absl::Status QueuedWorkStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (options_.max_queue_wait == absl::InfiniteDuration()) {
+      return absl::OkStatus();
+    }
+    const absl::Duration work = QueuedWorkLocked();
+    if (work <= options_.max_queue_wait) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue full (about ", absl::ToInt64Milliseconds(work),
+        " ms of work waiting; max_queue_wait ",
+        absl::ToInt64Milliseconds(options_.max_queue_wait), " ms)"));
+  }
+
   static absl::StatusOr<std::unique_ptr<BatchScheduler>> CreateImpl(
       const BatchSchedulerOptions& options, ExecuteFn execute, Clock* clock,
       bool threaded) {
@@ -258,12 +331,12 @@ class BatchScheduler {
 
   void StartThreads() {
     reaper_thread_ = std::thread([this] {
-      NameThisThread("batch-reaper");
+      NameThisThread("batch-reaper");  // light: keeps its priority
       ReaperLoop();
     });
     for (int i = 0; i < options_.num_executors; ++i) {
       executor_threads_.emplace_back([this] {
-        NameThisThread("batch-executor");
+        common::EnterComputeThread("batch-executor");
         ExecutorLoop();
       });
     }
@@ -405,6 +478,8 @@ class BatchScheduler {
   absl::Time reaper_wake_ ABSL_GUARDED_BY(mu_);  // while reaper_sleeping_
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   BatchSchedulerCounters counters_ ABSL_GUARDED_BY(mu_);
+  // RecordBatchCost's average; 0 until the first batch.
+  double seconds_per_position_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::mutex join_mu_;  // serialises the joins of concurrent Shutdown()s
   std::thread reaper_thread_;

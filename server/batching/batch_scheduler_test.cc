@@ -269,6 +269,104 @@ TEST_F(SchedulerTest, FullQueueRejectsAndLeavesTheTaskWithTheCaller) {
   task->Fail(status);  // the caller answers it
 }
 
+TEST_F(SchedulerTest, CheckRoomRefusesAsEnqueueWouldOnlyWhenFull) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.max_queue_size = 2;
+  Make(o);
+  EXPECT_TRUE(scheduler_->CheckRoom().ok());
+  Add(0, 10, 0);
+  EXPECT_TRUE(scheduler_->CheckRoom().ok());  // one slot left
+  Add(1, 10, 0);
+  const absl::Status full = scheduler_->CheckRoom();
+  auto task = std::make_unique<TestTask>(2, 10, 0, &log_);
+  EXPECT_EQ(full, scheduler_->Enqueue(task));  // the same answer
+  EXPECT_TRUE(absl::IsResourceExhausted(full)) << full;
+  EXPECT_EQ(scheduler_->counters().rejected_full, 2);  // each refusal
+  task->Fail(full);
+  clock_.Advance(absl::Milliseconds(10));  // the two are due
+  ASSERT_TRUE(scheduler_->DispatchOne());  // frees both slots
+  EXPECT_TRUE(scheduler_->CheckRoom().ok());
+  scheduler_->Shutdown();
+  EXPECT_TRUE(absl::IsUnavailable(scheduler_->CheckRoom()));
+}
+
+TEST_F(SchedulerTest, EachBucketIsFullAtItsOwnLargestBatch) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.bucket_max_batch_sizes = {8, 8, 4, 2, 2};  // edges 16, 32, 64, 128
+  Make(o);
+  for (int i = 0; i < 5; ++i) Add(i, 50);  // the <=64 bucket: 4 at most
+  ASSERT_TRUE(scheduler_->DispatchOne());  // full now, no waiting
+  EXPECT_EQ(BatchIds(), (std::vector<Ids>{{0, 1, 2, 3}}));
+  EXPECT_FALSE(scheduler_->DispatchOne());  // one left: not full
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(scheduler_->DispatchOne());
+  EXPECT_EQ(BatchIds().back(), Ids{4});
+}
+
+TEST_F(SchedulerTest, AMergedBatchStaysWithinEveryMergedBucketsLargestBatch) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.bucket_max_batch_sizes = {8, 8, 4, 2, 2};
+  o.merge_cost_tokens = 1e9;  // merging always pays
+  Make(o);
+  Add(0, 10);                                // <=16: up to 8
+  for (int i = 1; i <= 3; ++i) Add(i, 100);  // <=128: up to 2
+  clock_.Advance(absl::Milliseconds(10));    // late: task 0's bucket leads
+  ASSERT_TRUE(scheduler_->DispatchOne());
+  EXPECT_EQ(BatchIds(), (std::vector<Ids>{{0, 1}}));
+}
+
+TEST_F(SchedulerTest, QueueIsFullWhenItsWorkPassesMaxQueueWait) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.merge_cost_tokens = 0;  // work = queued positions x seconds each
+  o.max_queue_wait = absl::Milliseconds(100);
+  Make(o);
+  // No batch computed yet: no estimate, so no bound but max_queue_size.
+  for (int i = 0; i < 200; ++i) Add(i, 100);
+  EXPECT_EQ(scheduler_->EstimatedQueuedWork(), absl::ZeroDuration());
+  while (scheduler_->DispatchOne()) clock_.Advance(absl::Milliseconds(10));
+  clock_.Advance(absl::Milliseconds(10));
+  scheduler_->RunUntilIdle();
+  ASSERT_EQ(scheduler_->depth(), 0);
+
+  scheduler_->RecordBatchCost(1000, absl::Milliseconds(10));  // 10 us each
+  for (int i = 200; i < 300; ++i) Add(i, 100);  // 10,000 positions: 100 ms
+  EXPECT_EQ(scheduler_->EstimatedQueuedWork(), absl::Milliseconds(100));
+  Add(300, 100);  // at the bound, not past it: admitted
+  const int64_t rejected = scheduler_->counters().rejected_full;
+  auto task = std::make_unique<TestTask>(301, 1, 0, &log_);
+  const absl::Status status = scheduler_->Enqueue(task);
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_EQ(status.message(),
+            "queue full (about 101 ms of work waiting; max_queue_wait 100 ms)");
+  EXPECT_EQ(scheduler_->CheckRoom(), status);
+  EXPECT_EQ(scheduler_->counters().rejected_full, rejected + 2);
+  task->Fail(status);
+
+  // The estimate follows slower batches (a moving average): 10 + 0.1 x 20.
+  scheduler_->RecordBatchCost(1000, absl::Milliseconds(30));
+  EXPECT_EQ(scheduler_->EstimatedQueuedWork(), absl::Microseconds(121200));
+}
+
+TEST_F(SchedulerTest,
+       WorkIsSharedOverTheExecutorsAndCountsEachBatchsFixedCost) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.merge_cost_tokens = 50;
+  o.num_executors = 2;
+  Make(o);
+  scheduler_->RecordBatchCost(950, absl::Milliseconds(10));  // 10 us each
+  for (int i = 0; i < 9; ++i) Add(i, 100);  // 900 + 2 batches x 50
+  EXPECT_EQ(scheduler_->EstimatedQueuedWork(), absl::Milliseconds(5));
+}
+
+TEST_F(SchedulerTest, NoQueueWaitBoundWhenInfinite) {
+  BatchSchedulerOptions o = Opts(8, absl::Milliseconds(10));
+  o.max_queue_wait = absl::InfiniteDuration();
+  Make(o);
+  scheduler_->RecordBatchCost(1, absl::Seconds(1));
+  for (int i = 0; i < 100; ++i) Add(i, 100);
+  EXPECT_TRUE(scheduler_->CheckRoom().ok());
+}
+
 TEST_F(SchedulerTest, RejectsOutOfRangePriorityAndBadLength) {
   Make(Opts(8, absl::Milliseconds(10)));
   auto high = std::make_unique<TestTask>(0, 10, /*priority=*/2, &log_);

@@ -47,6 +47,18 @@ absl::Status ValidateOptions(const BatchSchedulerOptions& o) {
     }
     previous = edge;
   }
+  if (!o.bucket_max_batch_sizes.empty()) {
+    if (o.bucket_max_batch_sizes.size() != o.length_bucket_edges.size() + 1) {
+      return Invalid(absl::StrCat(
+          "bucket_max_batch_sizes needs one size per length bucket (",
+          o.length_bucket_edges.size() + 1, ")"));
+    }
+    for (int size : o.bucket_max_batch_sizes) {
+      if (size < 1 || size > o.max_batch_size) {
+        return Invalid("bucket_max_batch_sizes must be in [1, max_batch_size]");
+      }
+    }
+  }
   if (o.priority_levels < 1 || o.priority_levels > kMaxPriorityLevels) {
     return Invalid(absl::StrCat("priority_levels must be in [1, ",
                                 kMaxPriorityLevels, "]"));
@@ -58,6 +70,9 @@ absl::Status ValidateOptions(const BatchSchedulerOptions& o) {
     return Invalid("starvation_age must be > 0");
   }
   if (o.max_queue_size < 1) return Invalid("max_queue_size must be >= 1");
+  if (o.max_queue_wait <= absl::ZeroDuration()) {
+    return Invalid("max_queue_wait must be > 0 (infinite: no bound)");
+  }
   if (o.num_executors < 1 || o.num_executors > kMaxExecutors) {
     return Invalid(
         absl::StrCat("num_executors must be in [1, ", kMaxExecutors, "]"));

@@ -30,6 +30,11 @@ struct BatchSchedulerOptions {
   // bucket. A batch is formed from one bucket so that it pads to a similar
   // length; empty: a single bucket.
   std::vector<int> length_bucket_edges = {16, 32, 64, 128};
+  // The largest batch of each bucket (length_bucket_edges.size() + 1
+  // entries, each in [1, max_batch_size]): a bucket holding that many is
+  // full, and no batch anchored in it, or merging its tasks, grows past it.
+  // Empty: max_batch_size for every bucket.
+  std::vector<int> bucket_max_batch_sizes;
   // The part of a forward's cost that does not grow with its size, in token
   // positions (a forward costs about this + batch size x padded length). A
   // late bucket merges with another when that computes fewer positions than
@@ -46,6 +51,12 @@ struct BatchSchedulerOptions {
   // Tasks waiting, over all priorities and buckets (running batches are not
   // counted). A full queue rejects with RESOURCE_EXHAUSTED.
   int max_queue_size = 1024;
+  // The queue is also full when the work queued would take longer than this
+  // to compute: (queued tokens + merge_cost_tokens per batch they make) x
+  // the seconds per token of the batches computed so far
+  // (BatchScheduler::RecordBatchCost), over num_executors. No estimate
+  // yet: no bound. > 0; InfiniteDuration(): no bound.
+  absl::Duration max_queue_wait = absl::Seconds(1);
 
   // Executor threads, each running one batch at a time (one per model
   // instance). Ignored in thread-free mode.

@@ -60,6 +60,20 @@ TEST(OptionsTest, RejectsEachBadField) {
       {"starvation_age",
        [](auto& o) { o.starvation_age = absl::ZeroDuration(); }},
       {"max_queue_size", [](auto& o) { o.max_queue_size = 0; }},
+      {"bucket_max_batch_sizes",
+       [](auto& o) {
+         o.bucket_max_batch_sizes = {1, 2};
+       }},
+      {"bucket_max_batch_sizes",
+       [](auto& o) {
+         o.bucket_max_batch_sizes = {1, 2, 3, 4, 65};
+       }},
+      {"bucket_max_batch_sizes",
+       [](auto& o) {
+         o.bucket_max_batch_sizes = {1, 2, 0, 4, 5};
+       }},
+      {"max_queue_wait",
+       [](auto& o) { o.max_queue_wait = absl::ZeroDuration(); }},
       {"merge_cost_tokens", [](auto& o) { o.merge_cost_tokens = -1; }},
       {"merge_cost_tokens",
        [](auto& o) { o.merge_cost_tokens = std::nan(""); }},

@@ -6,13 +6,15 @@
 // by its priority, or as priority 0 once it has waited starvation_age
 // (ageing), then by arrival. Rules, evaluated by TakeBatch(now):
 //
-//  * A bucket is due when it holds max_batch_size tasks ("full"), or its
+//  * A bucket's largest batch is its bucket_max_batch_sizes entry, else
+//    max_batch_size ("its size" below).
+//  * A bucket is due when it holds its size in tasks ("full"), or its
 //    oldest task has waited max_queue_delay ("late"; always, when flushing),
 //    or it holds at least the smallest preferred batch size ("preferred").
 //  * Of the due buckets, the one whose best task ranks highest is served.
-//  * Full: max_batch_size tasks of that bucket, best ranked first.
+//  * Full: its size in tasks of that bucket, best ranked first.
 //    Preferred: the largest preferred size the bucket can fill, from it alone.
-//    Late: the whole bucket, up to max_batch_size, then merged with other
+//    Late: the whole bucket, up to its size, then merged with other
 //    buckets, nearest first (the shorter one first at equal distance). A
 //    forward costs about merge_cost_tokens + batch size x padded length, so
 //    a bucket's best ranked tasks (as many as fit) join the batch iff one
@@ -21,6 +23,7 @@
 //    tasks padded to L in the batch and k to Lk from the bucket. Short
 //    requests merge freely when the fixed cost dominates (light load, GPU);
 //    full buckets stay apart when padding would cost more (saturated CPU).
+//    A merged batch stays within the size of every bucket it holds.
 //  * A task past its deadline (deadline <= now) or cancelled is never put in a
 //    batch: it comes back as Dropped with DEADLINE_EXCEEDED or CANCELLED.
 //
@@ -81,6 +84,12 @@ class TaskQueue {
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
 
+  // What Push returns when max_queue_size tasks are queued.
+  static absl::Status FullError(int max_queue_size) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("queue full (", max_queue_size, " requests waiting)"));
+  }
+
   // Takes `task` iff OK. Otherwise leaves it with the caller and returns
   // INVALID_ARGUMENT (null task, priority outside [0, priority_levels),
   // negative length), RESOURCE_EXHAUSTED (max_queue_size tasks queued),
@@ -99,8 +108,7 @@ class TaskQueue {
           absl::StrCat("negative task length ", length));
     }
     if (size_ >= options_.max_queue_size) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "queue full (", options_.max_queue_size, " requests waiting)"));
+      return FullError(options_.max_queue_size);
     }
     const absl::Time deadline = task->deadline();
     if (deadline <= now) {
@@ -115,6 +123,7 @@ class TaskQueue {
     ++bucket_count_[bucket];
     ++priority_count_[priority];
     ++size_;
+    queued_tokens_ += length;
     earliest_deadline_ = std::min(earliest_deadline_, deadline);
     return absl::OkStatus();
   }
@@ -161,7 +170,7 @@ class TaskQueue {
     absl::Time due = absl::InfiniteFuture();
     for (size_t b = 0; b < buckets_.size(); ++b) {
       if (bucket_count_[b] == 0) continue;
-      if (DueBySize(bucket_count_[b])) return absl::InfinitePast();
+      if (DueBySize(b, bucket_count_[b])) return absl::InfinitePast();
       due = std::min(due, Oldest(b) + options_.max_queue_delay);
     }
     return due;
@@ -185,12 +194,15 @@ class TaskQueue {
     }
     std::fill(priority_count_.begin(), priority_count_.end(), 0);
     size_ = 0;
+    queued_tokens_ = 0;
     earliest_deadline_ = absl::InfiniteFuture();
     return all;
   }
 
   bool empty() const { return size_ == 0; }
   int size() const { return size_; }
+  // The lengths of every queued task, summed.
+  int64_t queued_tokens() const { return queued_tokens_; }
   // Tasks queued at `priority` (their own level, ageing aside); 0 if out of
   // range.
   int size(int priority) const {
@@ -227,8 +239,15 @@ class TaskQueue {
     return absl::OkStatus();
   }
 
-  bool DueBySize(int n) const {
-    return n >= options_.max_batch_size ||
+  // The largest batch of `bucket` (bucket_max_batch_sizes).
+  int BucketMax(size_t bucket) const {
+    return options_.bucket_max_batch_sizes.empty()
+               ? options_.max_batch_size
+               : options_.bucket_max_batch_sizes[bucket];
+  }
+
+  bool DueBySize(size_t bucket, int n) const {
+    return n >= BucketMax(bucket) ||
            (!preferred_.empty() && n >= preferred_.front());
   }
 
@@ -266,6 +285,7 @@ class TaskQueue {
   void Forget(size_t bucket, const Entry& e) {
     --bucket_count_[bucket];
     --priority_count_[e.priority];
+    queued_tokens_ -= e.length;
     if (--size_ == 0) earliest_deadline_ = absl::InfiniteFuture();
   }
 
@@ -304,11 +324,11 @@ class TaskQueue {
       const int n = bucket_count_[b];
       if (n == 0) continue;
       Due bucket_due;
-      if (n >= options_.max_batch_size) {
+      if (n >= BucketMax(b)) {
         bucket_due = Due::kFull;
       } else if (flush || Oldest(b) + options_.max_queue_delay <= now) {
         bucket_due = Due::kLate;
-      } else if (DueBySize(n)) {
+      } else if (DueBySize(b, n)) {
         bucket_due = Due::kPreferred;
       } else {
         continue;
@@ -323,9 +343,11 @@ class TaskQueue {
     }
     if (anchor < 0) return {};
 
-    const size_t target = due == Due::kPreferred
-                              ? LargestPreferredAtMost(bucket_count_[anchor])
-                              : static_cast<size_t>(options_.max_batch_size);
+    const int most = BucketMax(anchor);
+    const size_t target =
+        due == Due::kPreferred
+            ? LargestPreferredAtMost(std::min(bucket_count_[anchor], most))
+            : static_cast<size_t>(most);
     Batch batch;
     batch.reserve(target);
     Fill(anchor, target, now, batch, dropped);
@@ -369,12 +391,16 @@ class TaskQueue {
   void MergeOtherBuckets(int anchor, size_t target, absl::Time now,
                          Batch& batch, std::vector<Dropped>& dropped) {
     const int buckets = static_cast<int>(buckets_.size());
+    size_t limit = target;  // the smallest largest batch of those merged
     for (int distance = 1; distance < buckets; ++distance) {
       for (int b : {anchor - distance, anchor + distance}) {
-        if (batch.size() >= target) return;
+        if (batch.size() >= limit) return;
         if (b < 0 || b >= buckets || bucket_count_[b] == 0) continue;
+        // A batch holding b's tasks stays within b's own largest batch too.
+        const int64_t room = std::min<int64_t>(limit, BucketMax(b));
         const int64_t n = static_cast<int64_t>(batch.size());
-        const Group group = PeekBest(b, static_cast<int64_t>(target) - n, now);
+        if (n >= room) continue;
+        const Group group = PeekBest(b, room - n, now);
         if (group.count == 0) continue;
         const int64_t longest = LongestIn(batch);
         const int64_t merged = std::max(longest, group.longest);
@@ -382,6 +408,7 @@ class TaskQueue {
                               group.count * group.longest;
         if (static_cast<double>(extra) >= options_.merge_cost_tokens) continue;
         Fill(b, batch.size() + group.count, now, batch, dropped);
+        limit = static_cast<size_t>(room);
       }
     }
   }
@@ -400,6 +427,7 @@ class TaskQueue {
   std::vector<int> bucket_count_;
   std::vector<int> priority_count_;
   int size_ = 0;
+  int64_t queued_tokens_ = 0;
   absl::Time earliest_deadline_ = absl::InfiniteFuture();  // see its getter
   uint64_t next_seq_ = 0;
 };

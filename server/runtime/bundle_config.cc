@@ -51,6 +51,9 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
       b->add_length_bucket_edges(edge);
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(batcher.max_queue_size);
+  if (!b->has_max_queue_wait_us()) {
+    b->set_max_queue_wait_us(absl::ToInt64Microseconds(batcher.max_queue_wait));
+  }
   if (b->priority_levels() == 0)
     b->set_priority_levels(batcher.priority_levels);
   auto* r = c.mutable_runtime();
@@ -63,6 +66,18 @@ void ApplyOverrides(const BatchingOverrides& o, fusion::v1::ModelConfig& c) {
   if (o.max_batch_size) b->set_max_batch_size(*o.max_batch_size);
   if (o.max_queue_delay_us) b->set_max_queue_delay_us(*o.max_queue_delay_us);
   if (o.max_queue_size) b->set_max_queue_size(*o.max_queue_size);
+  if (o.max_queue_wait_us) b->set_max_queue_wait_us(*o.max_queue_wait_us);
+  if (o.bucket_max_batch_sizes) {
+    b->clear_bucket_max_batch_sizes();
+    for (int size : *o.bucket_max_batch_sizes) {
+      b->add_bucket_max_batch_sizes(size);
+    }
+    if (o.bucket_max_batch_sizes->empty()) {
+      for (int i = 0; i <= b->length_bucket_edges_size(); ++i) {
+        b->add_bucket_max_batch_sizes(b->max_batch_size());
+      }
+    }
+  }
   if (o.instance_count) b->set_instance_count(*o.instance_count);
   if (o.merge_cost_tokens) b->set_merge_cost_tokens(*o.merge_cost_tokens);
   if (o.pipelining) b->set_pipelining(*o.pipelining);
@@ -92,6 +107,19 @@ absl::Status Validate(const fusion::v1::ModelConfig& c) {
   if (b.max_batch_size() < 1) return Invalid("max_batch_size must be >= 1");
   if (b.max_queue_delay_us() < 0) return Invalid("max_queue_delay_us < 0");
   if (b.max_queue_size() < 1) return Invalid("max_queue_size must be >= 1");
+  if (!b.bucket_max_batch_sizes().empty()) {
+    if (b.bucket_max_batch_sizes_size() != b.length_bucket_edges_size() + 1) {
+      return Invalid(absl::StrCat(
+          "bucket_max_batch_sizes needs one size per length bucket (",
+          b.length_bucket_edges_size() + 1, ")"));
+    }
+    for (int size : b.bucket_max_batch_sizes()) {
+      if (size < 1) return Invalid("bucket_max_batch_sizes must be >= 1");
+    }
+  }
+  if (b.max_queue_wait_us() < 0) {
+    return Invalid("max_queue_wait_us must be >= 0 (0: no bound)");
+  }
   if (b.priority_levels() < 1) return Invalid("priority_levels must be >= 1");
   if (b.instance_count() < 0) {
     return Invalid("instance_count must be >= 0 (0: chosen at load)");
@@ -138,6 +166,9 @@ absl::Status ValidateOverrides(const BatchingOverrides& o) {
   }
   if (o.max_queue_size && *o.max_queue_size < 1) {
     return bad("max_queue_size must be >= 1");
+  }
+  if (o.max_queue_wait_us && *o.max_queue_wait_us < 0) {
+    return bad("max_queue_wait_us must be >= 0 (0: no bound)");
   }
   if (o.instance_count && *o.instance_count < 1) {
     return bad("instance_count must be >= 1");

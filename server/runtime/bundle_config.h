@@ -21,6 +21,9 @@ struct BatchingOverrides {
   std::optional<int> max_batch_size;
   std::optional<int64_t> max_queue_delay_us;
   std::optional<int> max_queue_size;
+  std::optional<int64_t> max_queue_wait_us;
+  // Empty: every bucket up to max_batch_size (nothing measured).
+  std::optional<std::vector<int>> bucket_max_batch_sizes;
   std::optional<int> instance_count;
   std::optional<double> merge_cost_tokens;
   std::optional<fusion::v1::BatchingConfig::Pipelining> pipelining;

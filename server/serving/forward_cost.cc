@@ -60,4 +60,39 @@ absl::StatusOr<double> MeasureMergeCostTokens(
   return std::clamp(fixed / per_token, 0.0, upper);
 }
 
+absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
+    runtime::ModelRuntime& runtime, const ForwardCostOptions& options,
+    const std::vector<int>& length_bucket_edges) {
+  constexpr double kWithinBest = 0.95;  // the smallest size this close wins
+  constexpr double kPastPeak = 0.8;     // stop trying larger sizes below it
+  std::vector<int> lengths;
+  for (int edge : length_bucket_edges) {
+    lengths.push_back(std::min(edge, options.max_tokens));
+  }
+  lengths.push_back(options.max_tokens);
+  std::vector<int> caps;
+  for (int length : lengths) {
+    std::vector<std::pair<int, double>> rows_per_second;  // (size, rows/s)
+    double best = 0;
+    for (int size = 1;; size = std::min(2 * size, options.max_batch_size)) {
+      auto seconds = MedianForwardSeconds(
+          runtime, options.num_features, {{size, length}}, options.repetitions);
+      if (!seconds.ok()) return seconds.status();
+      const double rate = size / std::max((*seconds)[0], 1e-9);
+      rows_per_second.emplace_back(size, rate);
+      best = std::max(best, rate);
+      if (size == options.max_batch_size || rate < kPastPeak * best) break;
+    }
+    int cap = options.max_batch_size;
+    for (const auto& [size, rate] : rows_per_second) {
+      if (rate >= kWithinBest * best) {
+        cap = size;
+        break;
+      }
+    }
+    caps.push_back(cap);
+  }
+  return caps;
+}
+
 }  // namespace fusion::serving

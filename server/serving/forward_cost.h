@@ -45,6 +45,19 @@ struct ForwardCostOptions {
 absl::StatusOr<double> MeasureMergeCostTokens(
     runtime::ModelRuntime& runtime, const ForwardCostOptions& options);
 
+// The largest batch worth forming in each length bucket: a bucket's rows
+// (its longest length, max_tokens for the last) are forwarded in batches
+// of 1, 2, 4, ... up to max_batch_size, and the cap is the smallest size
+// within 5% of the most rows per second. On a CPU, batches of long rows
+// get slower per row past a point (this model at 128 tokens: 16 rows ran
+// 3.2x the rows/s of 64); a queue that always fills max_batch_size would
+// then serve less than it could, in an overload the most. Sizes stop being
+// tried once rows/s falls below 80% of the best. One entry per bucket
+// (edges + 1), each in [1, max_batch_size]. Errors: the runtime's own.
+absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
+    runtime::ModelRuntime& runtime, const ForwardCostOptions& options,
+    const std::vector<int>& length_bucket_edges);
+
 }  // namespace fusion::serving
 
 #endif  // FUSION_SERVER_SERVING_FORWARD_COST_H_

@@ -5,12 +5,16 @@
 #include <utility>
 
 #include "server/common/log.h"
+#include "server/common/thread_priority.h"
 
 namespace fusion::serving {
 
 ForwardStage::ForwardStage(int instances) : instances_(std::max(1, instances)) {
   for (int i = 0; i < instances_; ++i) {
-    threads_.emplace_back([this] { Loop(); });
+    threads_.emplace_back([this] {
+      common::EnterComputeThread("forward");
+      Loop();
+    });
   }
 }
 

@@ -72,6 +72,14 @@ absl::StatusOr<std::unique_ptr<Servable>> Servable::Create(
   options.priority_levels = batching.priority_levels();
   options.merge_cost_tokens = batching.merge_cost_tokens();
   options.max_queue_size = batching.max_queue_size();
+  for (int size : batching.bucket_max_batch_sizes()) {
+    options.bucket_max_batch_sizes.push_back(
+        std::min(size, batching.max_batch_size()));
+  }
+  options.max_queue_wait =
+      batching.max_queue_wait_us() > 0
+          ? absl::Microseconds(batching.max_queue_wait_us())
+          : absl::InfiniteDuration();
   options.num_executors = batching.instance_count();
   if (servable_options.overlap_collation) {
     servable->forward_ =
@@ -142,6 +150,7 @@ void Servable::Finish(CollatedBatch& batch) {
   }
   stats_.RecordBatch(static_cast<int>(batch.tasks.size()), batch.collation,
                      forward);
+  queue_->RecordBatchCost(batch.padding.real_tokens, compute);
   observer_->OnBatchComputed({static_cast<int>(batch.tasks.size()),
                               batch.padding.real_tokens,
                               batch.padding.computed_tokens, compute});

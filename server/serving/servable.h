@@ -70,6 +70,10 @@ class Servable {
   // INVALID_ARGUMENT (priority out of range), DEADLINE_EXCEEDED or CANCELLED
   // (already so at submission).
   absl::Status Submit(std::unique_ptr<ScoringTask>& task);
+  // RESOURCE_EXHAUSTED iff the queue is full now (UNAVAILABLE if shutting
+  // down), as Submit would answer: checked before a request is validated
+  // and tokenized, so that refusing under overload costs no tokenizing.
+  absl::Status CheckRoom() { return queue_->CheckRoom(); }
 
   // Stops accepting, computes everything queued or collated, joins the
   // executor and forward threads.

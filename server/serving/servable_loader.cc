@@ -62,6 +62,36 @@ absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
   return absl::OkStatus();
 }
 
+// Unset bucket_max_batch_sizes mean "measure them on this device": after
+// the warm-up, so that no first-shape cost is timed.
+absl::Status ResolveBucketBatchCaps(runtime::ModelRuntime& runtime,
+                                    fusion::v1::ModelConfig& config) {
+  auto* b = config.mutable_batching();
+  if (!b->bucket_max_batch_sizes().empty()) return absl::OkStatus();
+  ForwardCostOptions cost;
+  cost.num_features = config.features_size();
+  cost.max_tokens = config.max_tokens();
+  cost.max_batch_size = b->max_batch_size();
+  cost.repetitions = 3;
+  const std::vector<int> edges(b->length_bucket_edges().begin(),
+                               b->length_bucket_edges().end());
+  const absl::Time start = absl::Now();
+  auto caps = MeasureBucketBatchCaps(runtime, cost, edges);
+  if (!caps.ok()) return caps.status();
+  std::string listed;
+  for (size_t i = 0; i < caps->size(); ++i) {
+    b->add_bucket_max_batch_sizes((*caps)[i]);
+    absl::StrAppend(&listed, i == 0 ? "" : ", ",
+                    i < edges.size() ? absl::StrCat("<=", edges[i])
+                                     : absl::StrCat(">", edges.back()),
+                    " tokens: ", (*caps)[i]);
+  }
+  Log(LogLevel::kInfo, config.name(), " v", config.version(), " on ",
+      runtime.device(), ": largest batch per length bucket (", listed,
+      "; measured in ", absl::FormatDuration(absl::Now() - start), ")");
+  return absl::OkStatus();
+}
+
 // Executors for an unset instance_count: as many as the process's intra-op
 // threads leave CPUs for (runtime::PlanThreads). Every model gets the whole
 // plan: an idle model's executors only sleep, so a static split would
@@ -124,6 +154,10 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
   }
   auto warmup_time = WarmUp(**runtime, **tokenizer, *config);
   if (!warmup_time.ok()) return warmup_time.status();
+  if (absl::Status status = ResolveBucketBatchCaps(**runtime, *config);
+      !status.ok()) {
+    return status;
+  }
   ServingObserver* observer =
       options.observer_factory
           ? options.observer_factory(name, std::to_string(version))

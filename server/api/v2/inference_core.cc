@@ -529,6 +529,8 @@ void InferenceCore::Infer(const ModelInferRequest& request, absl::Time deadline,
     call->done(std::move(status));
   };
 
+  // Under overload most requests are refused: before reading tensors.
+  if (absl::Status room = model.CheckRoom(); !room.ok()) return refuse(room);
   if (absl::Status s = CheckWireTypes(request); !s.ok()) return refuse(s);
   auto priority = IntParameter(request, "priority");
   if (!priority.ok()) return refuse(priority.status());
