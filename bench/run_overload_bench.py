@@ -276,6 +276,10 @@ def main():
                         help="NAME=SERVER ARGS (space-separated), repeatable: each "
                         "workload is measured on a server of each variant, one after "
                         "the other, so that variants are compared within one run")
+    parser.add_argument("--size_bursts_from", choices=("own", "first"), default="own",
+                        help="size each variant's bursts from its own saturation (a "
+                        "target relative to capacity), or from the first variant's "
+                        "(the same offered rates for all)")
     args = parser.parse_args()
     log_dir = os.path.join("/tmp", f"overload-bench-{os.getpid()}")
     os.makedirs(log_dir, exist_ok=True)
@@ -290,7 +294,8 @@ def main():
         for variant, server_args in variants:
             print(f"== {name}, server {variant}: {server_args or '(no extra args)'}",
                   flush=True)
-            measured = measure(name, args, log_dir, server_args.split(), saturation)
+            measured = measure(name, args, log_dir, server_args.split(),
+                               saturation if args.size_bursts_from == "first" else None)
             saturation = measured["saturation"]["bursts_sized_from_rps"]
             if len(variants) == 1:
                 result["workloads"][name] = measured

@@ -126,10 +126,6 @@ ABSL_FLAG(int64_t, max_text_bytes, kDefaults.max_text_bytes,
 ABSL_FLAG(int, max_concurrent_streams, kDefaults.max_concurrent_streams,
           "Calls one gRPC connection may have open at once (HTTP/2 "
           "MAX_CONCURRENT_STREAMS); clients queue calls past it");
-ABSL_FLAG(int, compute_nice, kDefaults.compute_nice,
-          "Nice value (0..19) of the threads that compute batches, so that "
-          "the threads receiving and refusing requests run first on a busy "
-          "CPU; 0 leaves them at the server's own priority");
 ABSL_FLAG(int, max_in_flight_per_stream, kDefaults.max_in_flight_per_stream,
           "Requests of one ScoreStream or ModelStreamInfer stream in the "
           "server at once (queued, computing, or answered but not yet "
@@ -243,7 +239,6 @@ int main(int argc, char** argv) {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_in_flight_per_stream =
       absl::GetFlag(FLAGS_max_in_flight_per_stream);
-  options.compute_nice = absl::GetFlag(FLAGS_compute_nice);
 
   absl::Status status = fusion::ServerApp(std::move(options)).Run();
   if (!status.ok()) {

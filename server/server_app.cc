@@ -130,9 +130,6 @@ absl::Status ValidateLimits(const ServerAppOptions& options) {
   if (options.max_concurrent_streams < 1) {
     return absl::InvalidArgumentError("--max_concurrent_streams must be >= 1");
   }
-  if (options.compute_nice < 0 || options.compute_nice > 19) {
-    return absl::InvalidArgumentError("--compute_nice must be in [0, 19]");
-  }
   if (options.max_in_flight_per_stream < 1) {
     return absl::InvalidArgumentError(
         "--max_in_flight_per_stream must be >= 1");
@@ -260,8 +257,6 @@ absl::Status ServerApp::Run() {
 absl::Status ServerApp::Start() {
   if (absl::Status valid = ValidateOptions(options_); !valid.ok()) return valid;
   api::RouteProtobufLogs();
-  // Before any model starts its threads.
-  common::SetComputeNice(options_.compute_nice);
   if (absl::Status started = StartHttp(); !started.ok()) return started;
   if (absl::Status loaded = LoadModels(); !loaded.ok()) return loaded;
   if (absl::Status started = StartGrpc(); !started.ok()) return started;

@@ -19,7 +19,6 @@
 #include "server/api/scoring_service.h"
 #include "server/api/v2/inference_core.h"
 #include "server/api/v2/inference_service.h"
-#include "server/common/thread_priority.h"
 #include "server/metrics/http_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/bundle_config.h"
@@ -85,8 +84,6 @@ struct ServerAppOptions {
   // Requests of one ScoreStream / ModelStreamInfer in the server at once
   // (queued, computing, or answered but not written); past it the server
   // stops reading that stream until some are written.
-  // Nice value of the compute threads (common/thread_priority.h): 0 .. 19.
-  int compute_nice = common::kDefaultComputeNice;
   int max_in_flight_per_stream =
       api::ScoringServiceImpl::kDefaultMaxInFlightPerStream;
 };

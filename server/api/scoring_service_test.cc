@@ -39,7 +39,8 @@ using runtime::FakeModelRuntime;
 // Long enough never to be reached unless the server is broken.
 constexpr absl::Duration kWait = absl::Seconds(10);
 
-// The queue holds twice the stream's limit, so that only the stream's own
+// The queue holds twice the stream's limit, and has no bound on its work
+// (a held model makes a batch look endless), so that only the stream's own
 // flow control can stop requests, never a full queue.
 constexpr char kConfig[] = R"pb(
   name: "m"
@@ -51,7 +52,7 @@ constexpr char kConfig[] = R"pb(
   attention_heads: 2
   features { name: "x" }
   features { name: "y" }
-  batching { instance_count: 1 max_queue_size: 1024 }
+  batching { instance_count: 1 max_queue_size: 1024 max_queue_wait_us: 0 }
 )pb";
 
 // Counts the requests the service hands to the model (every routed request

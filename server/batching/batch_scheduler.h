@@ -65,7 +65,6 @@
 #include "server/batching/clock.h"
 #include "server/batching/options.h"
 #include "server/batching/task_queue.h"
-#include "server/common/thread_priority.h"
 
 namespace fusion::batching {
 
@@ -284,10 +283,9 @@ class BatchScheduler {
     if (seconds_per_position_ == 0 || queue_.empty()) {
       return absl::ZeroDuration();
     }
-    const int batches =
-        (queue_.size() + options_.max_batch_size - 1) / options_.max_batch_size;
-    const double positions = static_cast<double>(queue_.queued_tokens()) +
-                             batches * options_.merge_cost_tokens;
+    const double positions =
+        static_cast<double>(queue_.queued_tokens()) +
+        queue_.fewest_batches() * options_.merge_cost_tokens;
     return absl::Seconds(positions * seconds_per_position_ /
                          options_.num_executors);
   }
@@ -331,12 +329,12 @@ class BatchScheduler {
 
   void StartThreads() {
     reaper_thread_ = std::thread([this] {
-      NameThisThread("batch-reaper");  // light: keeps its priority
+      NameThisThread("batch-reaper");
       ReaperLoop();
     });
     for (int i = 0; i < options_.num_executors; ++i) {
       executor_threads_.emplace_back([this] {
-        common::EnterComputeThread("batch-executor");
+        NameThisThread("batch-executor");
         ExecutorLoop();
       });
     }

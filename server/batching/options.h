@@ -52,7 +52,8 @@ struct BatchSchedulerOptions {
   // counted). A full queue rejects with RESOURCE_EXHAUSTED.
   int max_queue_size = 1024;
   // The queue is also full when the work queued would take longer than this
-  // to compute: (queued tokens + merge_cost_tokens per batch they make) x
+  // to compute: (queued tokens + merge_cost_tokens per batch they make,
+  // each bucket's in batches of its largest size) x
   // the seconds per token of the batches computed so far
   // (BatchScheduler::RecordBatchCost), over num_executors. No estimate
   // yet: no bound. > 0; InfiniteDuration(): no bound.

@@ -203,6 +203,15 @@ class TaskQueue {
   int size() const { return size_; }
   // The lengths of every queued task, summed.
   int64_t queued_tokens() const { return queued_tokens_; }
+  // The batches the queued tasks make at the least: each bucket's tasks in
+  // batches of its largest size.
+  int64_t fewest_batches() const {
+    int64_t batches = 0;
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      batches += (bucket_count_[b] + BucketMax(b) - 1) / BucketMax(b);
+    }
+    return batches;
+  }
   // Tasks queued at `priority` (their own level, ageing aside); 0 if out of
   // range.
   int size(int priority) const {

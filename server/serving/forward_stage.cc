@@ -1,18 +1,21 @@
 #include "server/serving/forward_stage.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <exception>
 #include <utility>
 
 #include "server/common/log.h"
-#include "server/common/thread_priority.h"
 
 namespace fusion::serving {
 
 ForwardStage::ForwardStage(int instances) : instances_(std::max(1, instances)) {
   for (int i = 0; i < instances_; ++i) {
     threads_.emplace_back([this] {
-      common::EnterComputeThread("forward");
+#ifdef __linux__
+      pthread_setname_np(pthread_self(), "forward");  // for top and perf
+#endif
       Loop();
     });
   }
