@@ -76,9 +76,10 @@ ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
           "A forward's fixed cost in token positions, for merging length "
           "buckets; overrides config (unset: keep; 0: never merge)");
 ABSL_FLAG(std::vector<std::string>, bucket_max_batch_sizes, {},
-          "The largest batch per length bucket, one per bucket (N,N,...), or "
-          "off (every bucket up to max_batch_size); overrides config (empty: "
-          "keep; unset there: measured at load)");
+          "The largest batch per length bucket: one per bucket (N,N,...), "
+          "off (every bucket up to max_batch_size) or measure (measured at "
+          "load where config.pbtxt leaves them unset); empty: config's, "
+          "unset there: every bucket up to max_batch_size");
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");
@@ -195,18 +196,22 @@ int main(int argc, char** argv) {
       !sizes.empty()) {
     std::vector<int> parsed;
     const bool off = sizes.size() == 1 && sizes[0] == "off";
-    for (const std::string& size : off ? std::vector<std::string>{} : sizes) {
+    const bool measure = sizes.size() == 1 && sizes[0] == "measure";
+    options.batching.measure_bucket_batch_caps = measure;
+    for (const std::string& size :
+         off || measure ? std::vector<std::string>{} : sizes) {
       int value = 0;
       if (!absl::SimpleAtoi(size, &value) || value < 1) {
-        fusion::Log(fusion::LogLevel::kError,
-                    "--bucket_max_batch_sizes must be off or sizes >= 1, "
-                    "not '",
-                    size, "'");
+        fusion::Log(
+            fusion::LogLevel::kError,
+            "--bucket_max_batch_sizes must be off, measure or sizes >= 1, "
+            "not '",
+            size, "'");
         return EXIT_FAILURE;
       }
       parsed.push_back(value);
     }
-    options.batching.bucket_max_batch_sizes = std::move(parsed);
+    if (!measure) options.batching.bucket_max_batch_sizes = std::move(parsed);
   }
   if (const std::string pipelining = absl::GetFlag(FLAGS_pipelining);
       !pipelining.empty()) {

@@ -62,12 +62,18 @@ absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
   return absl::OkStatus();
 }
 
-// Unset bucket_max_batch_sizes mean "measure them on this device": after
-// the warm-up, so that no first-shape cost is timed.
-absl::Status ResolveBucketBatchCaps(runtime::ModelRuntime& runtime,
+// Unset bucket_max_batch_sizes, with --bucket_max_batch_sizes=measure,
+// mean "measure them on this device": after the warm-up, so that no
+// first-shape cost is timed. Opt-in: on a busy machine the measurement is
+// noisy (a load beside a test run once gave 2 for the <=16-token bucket).
+absl::Status ResolveBucketBatchCaps(const LoaderOptions& options,
+                                    runtime::ModelRuntime& runtime,
                                     fusion::v1::ModelConfig& config) {
   auto* b = config.mutable_batching();
-  if (!b->bucket_max_batch_sizes().empty()) return absl::OkStatus();
+  if (!b->bucket_max_batch_sizes().empty() ||
+      !options.overrides.measure_bucket_batch_caps) {
+    return absl::OkStatus();
+  }
   ForwardCostOptions cost;
   cost.num_features = config.features_size();
   cost.max_tokens = config.max_tokens();
@@ -154,7 +160,7 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
   }
   auto warmup_time = WarmUp(**runtime, **tokenizer, *config);
   if (!warmup_time.ok()) return warmup_time.status();
-  if (absl::Status status = ResolveBucketBatchCaps(**runtime, *config);
+  if (absl::Status status = ResolveBucketBatchCaps(options, **runtime, *config);
       !status.ok()) {
     return status;
   }
