@@ -67,7 +67,7 @@ ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, max_queue_wait_us, std::nullopt,
           "Overrides config.pbtxt: refuse a request when the queued work "
           "would take longer than this to compute (unset: keep; unset "
-          "there: 1 s; 0: no bound)");
+          "there or 0: no bound)");
 ABSL_FLAG(std::optional<int>, instance_count, std::nullopt,
           "Executors (model instances) per model; overrides config (unset: "
           "keep; unset there: 1 on a GPU, and on a CPU the usable CPUs "

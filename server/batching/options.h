@@ -56,8 +56,11 @@ struct BatchSchedulerOptions {
   // each bucket's in batches of its largest size) x
   // the seconds per token of the batches computed so far
   // (BatchScheduler::RecordBatchCost), over num_executors. No estimate
-  // yet: no bound. > 0; InfiniteDuration(): no bound.
-  absl::Duration max_queue_wait = absl::Seconds(1);
+  // yet: no bound. > 0; InfiniteDuration() (the default): no bound.
+  // Opt-in: the estimate comes from the batches load forms, and at 70% of
+  // capacity small batches' time per token overstated the work of a queue
+  // (a 60-s soak saw 784 refusals at a 1-s bound).
+  absl::Duration max_queue_wait = absl::InfiniteDuration();
 
   // Executor threads, each running one batch at a time (one per model
   // instance). Ignored in thread-free mode.

@@ -52,7 +52,10 @@ void ApplyDefaults(fusion::v1::ModelConfig& c) {
   }
   if (b->max_queue_size() == 0) b->set_max_queue_size(batcher.max_queue_size);
   if (!b->has_max_queue_wait_us()) {
-    b->set_max_queue_wait_us(absl::ToInt64Microseconds(batcher.max_queue_wait));
+    b->set_max_queue_wait_us(
+        batcher.max_queue_wait == absl::InfiniteDuration()
+            ? 0
+            : absl::ToInt64Microseconds(batcher.max_queue_wait));
   }
   if (b->priority_levels() == 0)
     b->set_priority_levels(batcher.priority_levels);
