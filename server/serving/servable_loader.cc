@@ -89,6 +89,7 @@ absl::Status ResolveBucketBatchCaps(const LoaderOptions& options,
     b->add_bucket_max_batch_sizes((*caps)[i]);
     absl::StrAppend(&listed, i == 0 ? "" : ", ",
                     i < edges.size() ? absl::StrCat("<=", edges[i])
+                    : edges.empty()  ? std::string("any length")
                                      : absl::StrCat(">", edges.back()),
                     " tokens: ", (*caps)[i]);
   }
