@@ -79,7 +79,8 @@ suite() {  # suite NAME COMMAND...
 }
 
 suite ctest bash -c "cd '$build_dir' && ctest --output-on-failure -j '$(nproc)'"
-suite pytest env FUSION_SERVER_BIN="$build_dir/server/fusion-server" \
+suite pytest env FUSION_SANITIZER=address \
+  FUSION_SERVER_BIN="$build_dir/server/fusion-server" \
   FUSION_BENCH_BIN="$build_dir/client/fusion-bench" \
   /usr/bin/python3 -m pytest -q "${PYTHON_SUITES[@]/#/$root/}"
 

@@ -1009,7 +1009,13 @@ def test_repeated_refusals_do_not_grow_memory(run):
     harness.observe("hostile_refusal_rounds", figures)
     print("refusal rounds:", figures)
     assert all(ok), f"{ok.count(False)} of {len(ok)} refusals had another status"
-    assert after - before <= REFUSAL_LEAK_BOUND_KIB, figures
+    # Under ASan (sanitizers/run_asan_tests.sh sets FUSION_SANITIZER) freed
+    # memory waits in ASan's quarantine (256 MiB) before reuse, so RSS grows
+    # with every allocation, leaked or not: CI saw 42 MiB over these 11,100
+    # refusals there, 0.3 MiB without it. There LeakSanitizer checks for
+    # leaks at the server's exit instead; this bound is the plain build's.
+    if not os.environ.get("FUSION_SANITIZER"):
+        assert after - before <= REFUSAL_LEAK_BOUND_KIB, figures
     assert run.server.proc.poll() is None, run.server.log_tail()
 
 
