@@ -184,9 +184,8 @@ absl::StatusOr<ProcessPlan> PlanProcess(const ServerAppOptions& options,
   const serving::VersionDirs dirs =
       serving::ScanModel(options.model_repository, options.default_model);
   if (dirs.empty()) {
-    return absl::NotFoundError(absl::StrCat("default model '",
-                                            options.default_model, "' not in ",
-                                            options.model_repository));
+    return serving::NoVersionError(options.model_repository,
+                                   options.default_model);
   }
   const std::string bundle = serving::BundleDir(
       options.model_repository, options.default_model, dirs.rbegin()->first);

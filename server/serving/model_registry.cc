@@ -57,10 +57,6 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
     RegistryOptions options) {
   auto scan = ScanRepository(options.repository);
   if (!scan.ok()) return scan.status();
-  if (scan->empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("no model bundles under ", options.repository));
-  }
   std::vector<std::string> names = options.models;
   if (names.empty()) {
     for (const auto& [name, dirs] : *scan) names.push_back(name);
@@ -68,16 +64,12 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
              names.end()) {
     names.push_back(options.default_model);
   }
+  // The default model first: its error is the one that stops the start.
   if (!scan->count(options.default_model)) {
-    return absl::NotFoundError(absl::StrCat("default model '",
-                                            options.default_model, "' not in ",
-                                            options.repository));
+    return NoVersionError(options.repository, options.default_model);
   }
   for (const std::string& name : names) {
-    if (!scan->count(name)) {
-      return absl::NotFoundError(absl::StrCat(
-          "model '", name, "' has no version in ", options.repository));
-    }
+    if (!scan->count(name)) return NoVersionError(options.repository, name);
   }
   auto registry =
       std::unique_ptr<ModelRegistry>(new ModelRegistry(std::move(options)));

@@ -376,6 +376,28 @@ TEST_F(RegistryTest, MissingDefaultModelFailsTheStart) {
   AddVersion("other", 1);
   auto registry = ModelRegistry::Load(Options("m"));
   EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(registry.status().message().find("no directory"), std::string::npos)
+      << registry.status();
+}
+
+TEST_F(RegistryTest, AVersionDirectoryWithoutConfigIsNamedInTheError) {
+  fs::create_directories(root_ / "m" / "1");
+  std::ofstream(root_ / "m" / "1" / "model.pt") << "weights";
+  auto registry = ModelRegistry::Load(Options("m"));
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
+  const std::string want = (root_ / "m" / "1" / "config.pbtxt").string();
+  EXPECT_NE(registry.status().message().find("missing " + want),
+            std::string::npos)
+      << registry.status();
+}
+
+TEST_F(RegistryTest, AModelDirectoryWithoutVersionsSaysWhatIsExpected) {
+  fs::create_directories(root_ / "m" / "latest");
+  auto registry = ModelRegistry::Load(Options("m"));
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(registry.status().message().find("<version>/config.pbtxt"),
+            std::string::npos)
+      << registry.status();
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "server/serving/repository_scan.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace fusion::serving {
 namespace {
@@ -52,6 +55,41 @@ VersionDirs ScanModel(const std::string& repository, const std::string& model) {
     versions[version] = SignatureOf(entry.path());
   }
   return versions;
+}
+
+absl::Status NoVersionError(const std::string& repository,
+                            const std::string& model) {
+  const fs::path model_dir = fs::path(repository) / model;
+  std::error_code error;
+  if (!fs::is_directory(repository, error)) {
+    return absl::NotFoundError(
+        absl::StrCat("model repository not found: ", repository));
+  }
+  if (!fs::is_directory(model_dir, error)) {
+    return absl::NotFoundError(absl::StrCat("model '", model, "' not in ",
+                                            repository, " (no directory ",
+                                            model_dir.string(), ")"));
+  }
+  std::vector<std::string> without_config;
+  for (const auto& entry : fs::directory_iterator(model_dir, error)) {
+    int64_t version = 0;
+    if (entry.is_directory(error) &&
+        absl::SimpleAtoi(entry.path().filename().string(), &version) &&
+        version > 0) {
+      without_config.push_back((entry.path() / "config.pbtxt").string());
+    }
+  }
+  if (without_config.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", model, "' has no version directory in ",
+                     model_dir.string(), " (expected ", model_dir.string(),
+                     "/<version>/config.pbtxt, version a positive integer)"));
+  }
+  std::sort(without_config.begin(), without_config.end());
+  return absl::NotFoundError(absl::StrCat(
+      "model '", model, "' has no loadable version: missing ",
+      absl::StrJoin(without_config, ", "),
+      " (a version directory is served once its config.pbtxt exists)"));
 }
 
 absl::StatusOr<std::map<std::string, VersionDirs>> ScanRepository(

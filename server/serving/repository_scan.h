@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace fusion::serving {
@@ -29,6 +30,13 @@ VersionDirs ScanModel(const std::string& repository, const std::string& model);
 
 std::string BundleDir(const std::string& repository, const std::string& model,
                       int64_t version);
+
+// NOT_FOUND for a `model` with no version that ScanModel sees, saying why
+// in terms of the files to fix: no repository, no model directory, no
+// numeric version directory in it, or version directories that lack their
+// config.pbtxt (named; ScanModel skips those as copies still in progress).
+absl::Status NoVersionError(const std::string& repository,
+                            const std::string& model);
 
 }  // namespace fusion::serving
 

@@ -343,11 +343,6 @@ def test_a_broken_bundle_stops_the_start_naming_the_file(stubs, tmp_path, fault)
     assert "Traceback" not in last and len(last) < 1200, last
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a version directory without config.pbtxt is not seen at all: the start "
-    "fails with \"default model 'fusion' not in <repo>\", which does not "
-    "name config.pbtxt (server_app.cc PlanProcess / repository_scan.cc, not "
-    "this suite's files; reported)"))
 def test_a_missing_config_pbtxt_is_named(stubs, tmp_path):
     bundle = copy_bundle(tmp_path)
     os.remove(os.path.join(bundle, "config.pbtxt"))
