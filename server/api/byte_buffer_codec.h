@@ -9,6 +9,9 @@
 #include <grpcpp/support/proto_buffer_writer.h>
 #include <grpcpp/support/server_callback.h>
 
+#include "absl/status/status.h"
+#include "server/api/map_wire_check.h"
+
 namespace fusion::api {
 
 // False when `bytes` is not a valid `Message` (malformed, or a string
@@ -17,6 +20,15 @@ template <typename Message>
 bool FromByteBuffer(const grpc::ByteBuffer& bytes, Message& message) {
   grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
   return grpc::SerializationTraits<Message>::Deserialize(&copy, &message).ok();
+}
+
+// CheckMapEntryWireTypes over `bytes`, a serialized `type`: a map entry
+// whose value the parser dropped for its wire type (map_wire_check.h).
+inline absl::Status CheckMapWireTypes(
+    const grpc::ByteBuffer& bytes, const google::protobuf::Descriptor& type) {
+  grpc::ByteBuffer copy(bytes);  // the reader consumes its buffer
+  grpc::ProtoBufferReader wire(&copy);
+  return CheckMapEntryWireTypes(wire, type);
 }
 
 template <typename Message>

@@ -24,10 +24,13 @@ using fusion::v1::ScoreResponse;
 // (its request_id, usually: field 1 comes first on the wire).
 absl::Status ParseScoreRequest(const grpc::ByteBuffer& bytes,
                                ScoreRequest& request) {
-  if (FromByteBuffer(bytes, request)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      "ScoreRequest does not parse: malformed protobuf, or a string field "
-      "(text, model, request_id, a feature name) that is not valid UTF-8");
+  if (!FromByteBuffer(bytes, request)) {
+    return absl::InvalidArgumentError(
+        "ScoreRequest does not parse: malformed protobuf, or a string field "
+        "(text, model, request_id, a feature name) that is not valid UTF-8");
+  }
+  if (request.features_size() == 0) return absl::OkStatus();
+  return CheckMapWireTypes(bytes, *ScoreRequest::descriptor());
 }
 
 // The caller's deadline, else the model's default timeout, else none.

@@ -728,6 +728,15 @@ CASES: List[Case] = [
     Case("wrong_wire_type_features", "`features` (a map) as a fixed32", INVALID,
          "features: field 6 sent with wire type fixed32, declared message",
          native=lambda c: c.req().SerializeToString() + hs.field_fixed32(6, b"\0\0\0\0")),
+    Case("wrong_wire_type_feature_value", "`features['amount']` as a varint (v2: the "
+         "`attention` parameter as a fixed32)", INVALID,
+         "features['amount']: value sent with wire type varint, declared float",
+         native=lambda c: c.req().SerializeToString() + hs.field_bytes(
+             6, hs.field_bytes(1, c.names[0].encode()) + hs.field_varint(2, 5)),
+         v2=lambda c: c.v2_bytes() + hs.field_bytes(
+             4, hs.field_bytes(1, b"attention") + hs.field_fixed32(2, b"\0\0\0\0")),
+         v2_needle="parameters['attention']: value sent with wire type fixed32, "
+                   "declared message"),
     Case("truncated_message", "the request cut in half", INVALID, "does not parse",
          native=lambda c: truncated(c, False), v2=lambda c: truncated(c, True)),
     Case("invalid_wire_type", "a tag with wire type 7", INVALID, "does not parse",

@@ -31,6 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const grpc::ByteBuffer bytes(&slice, 1);
   inference::ModelInferRequest request;
   if (!api::FromByteBuffer(bytes, request)) return 0;
+  // The service refuses a map entry of the wrong wire type after parsing.
+  const absl::Status map_wire = api::CheckMapWireTypes(
+      bytes, *inference::ModelInferRequest::descriptor());
+  FUZZ_CHECK(
+      map_wire.ok() || map_wire.code() == absl::StatusCode::kInvalidArgument,
+      map_wire.ToString());
+  if (!map_wire.ok()) return 0;
 
   const auto answer = fuzz::InferAndWait(*core, request);
   fuzz::CheckInferAnswer(request, answer);

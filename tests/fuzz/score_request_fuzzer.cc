@@ -88,6 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const grpc::ByteBuffer bytes(&slice, 1);
   fusion::v1::ScoreRequest request;
   if (!api::FromByteBuffer(bytes, request)) return 0;
+  // The service refuses a map entry of the wrong wire type after parsing.
+  const absl::Status map_wire =
+      api::CheckMapWireTypes(bytes, *fusion::v1::ScoreRequest::descriptor());
+  FUZZ_CHECK(
+      map_wire.ok() || map_wire.code() == absl::StatusCode::kInvalidArgument,
+      map_wire.ToString());
+  if (!map_wire.ok()) return 0;
 
   // Validation alone, when the request names this model.
   auto model =

@@ -14,10 +14,13 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 
 absl::Status Parse(const grpc::ByteBuffer& bytes, ModelInferRequest& request) {
-  if (FromByteBuffer(bytes, request)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      "ModelInferRequest does not parse: malformed protobuf, or a string "
-      "field that is not valid UTF-8");
+  if (!FromByteBuffer(bytes, request)) {
+    return absl::InvalidArgumentError(
+        "ModelInferRequest does not parse: malformed protobuf, or a string "
+        "field that is not valid UTF-8");
+  }
+  if (request.parameters_size() == 0) return absl::OkStatus();
+  return CheckMapWireTypes(bytes, *ModelInferRequest::descriptor());
 }
 
 }  // namespace
