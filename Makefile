@@ -13,7 +13,7 @@ ASAN_BUILD_DIR ?= build-asan
 FUZZ_BUILD_DIR ?= build-fuzz
 # Seconds each fuzz target runs in `make test-fuzz` (docs/memory-safety.md
 # tells how to run longer sessions).
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 # Sanitizer builds: -O1 with line tables (-g1) gives reports with file:line
 # at about half the compile time of RelWithDebInfo's -O2 -g.
 SANITIZER_BUILD := -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -100,7 +100,7 @@ test-fuzz: deps
 	./tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 test-python:
-	FUSION_SERVER_BIN=$(abspath $(SERVER)) $(PYTHON) -m pytest tests -q
+	FUSION_SERVER_BIN=$(abspath $(SERVER)) $(PYTHON) -m pytest tests -q --durations=15
 
 # Regenerates the committed bundle models/fusion/1 (data, vocab, training,
 # export); deterministic.

@@ -78,11 +78,16 @@ suite() {  # suite NAME COMMAND...
   fi
 }
 
-suite ctest bash -c "cd '$build_dir' && ctest --output-on-failure -j '$(nproc)'"
+# PrecisionTest is left out: it scores the golden set over and over in
+# fp32 and bf16, nearly all of it inside LibTorch (not instrumented), at
+# 30-75 s a test under ASan's allocator: 300 s of a CI that must stay under
+# 40 minutes. So the bf16 path of ours (precision.cc's choice,
+# bf16_autocast.cc) runs under the plain ctest only, not under ASan.
+suite ctest bash -c "cd '$build_dir' && ctest --output-on-failure -j '$(nproc)' -E '^PrecisionTest[.]'"
 suite pytest env FUSION_SANITIZER=address \
   FUSION_SERVER_BIN="$build_dir/server/fusion-server" \
   FUSION_BENCH_BIN="$build_dir/client/fusion-bench" \
-  /usr/bin/python3 -m pytest -q "${PYTHON_SUITES[@]/#/$root/}"
+  /usr/bin/python3 -m pytest -q --durations=10 "${PYTHON_SUITES[@]/#/$root/}"
 
 shopt -s nullglob
 found=("$reports"/*)

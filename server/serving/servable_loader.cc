@@ -44,16 +44,21 @@ bool OverlapCollation(fusion::v1::BatchingConfig::Pipelining pipelining,
   }
 }
 
+// The shapes a cost measurement times: the model's own limits.
+ForwardCostOptions CostOptionsFor(const fusion::v1::ModelConfig& config) {
+  ForwardCostOptions cost;
+  cost.num_features = config.features_size();
+  cost.max_tokens = config.max_tokens();
+  cost.max_batch_size = config.batching().max_batch_size();
+  return cost;
+}
+
 // An unset merge_cost_tokens means "measure it on this device".
 absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
                               fusion::v1::ModelConfig& config) {
   auto* b = config.mutable_batching();
   if (b->has_merge_cost_tokens()) return absl::OkStatus();
-  ForwardCostOptions cost;
-  cost.num_features = config.features_size();
-  cost.max_tokens = config.max_tokens();
-  cost.max_batch_size = b->max_batch_size();
-  auto tokens = MeasureMergeCostTokens(runtime, cost);
+  auto tokens = MeasureMergeCostTokens(runtime, CostOptionsFor(config));
   if (!tokens.ok()) return tokens.status();
   b->set_merge_cost_tokens(*tokens);
   Log(LogLevel::kInfo, config.name(), " v", config.version(), " on ",
@@ -74,10 +79,7 @@ absl::Status ResolveBucketBatchCaps(const LoaderOptions& options,
       !options.overrides.measure_bucket_batch_caps) {
     return absl::OkStatus();
   }
-  ForwardCostOptions cost;
-  cost.num_features = config.features_size();
-  cost.max_tokens = config.max_tokens();
-  cost.max_batch_size = b->max_batch_size();
+  ForwardCostOptions cost = CostOptionsFor(config);
   cost.repetitions = 3;
   const std::vector<int> edges(b->length_bucket_edges().begin(),
                                b->length_bucket_edges().end());
