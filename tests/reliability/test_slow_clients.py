@@ -126,9 +126,15 @@ def stuck_stream(server, stubs, alone):
             sent[0] = i + 1
             yield requests[i % len(requests)]
 
-    before = server_state(server)
     channel = grpc.insecure_channel(server.grpc_address)
     stub = stubs.scoring_pb2_grpc.ScoringServiceStub(channel)
+    # The same requests on a stream that reads them first: the heap the
+    # first attention batches take (~50 MiB here) is not the unread stream's.
+    warm = STREAM_WINDOW * 4
+    answered = sum(1 for _ in stub.ScoreStream(requests[i % len(requests)]
+                                               for i in range(warm)))
+    assert answered == warm, answered
+    before = server_state(server)
     with ov.ProcessSampler(server.proc.pid) as sampler:
         call = stub.ScoreStream(requests_unread())  # never iterated: nothing read
         stuck = wait_until_served_settles(server)
