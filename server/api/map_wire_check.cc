@@ -60,7 +60,7 @@ EntryCheck ReadEntry(google::protobuf::io::CodedInputStream& in,
                             sent == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
     if (string_key) {
       uint32_t length = 0;
-      check.parsed = in.ReadVarint32(&length) &&
+      check.parsed = in.ReadVarint32(&length) && length <= INT32_MAX &&
                      in.ReadString(&check.key, static_cast<int>(length));
       check.has_key = check.parsed;
     } else {
@@ -89,7 +89,9 @@ absl::Status CheckMapEntryWireTypes(
       continue;
     }
     uint32_t length = 0;
-    if (!in.ReadVarint32(&length)) return absl::OkStatus();
+    if (!in.ReadVarint32(&length) || length > INT32_MAX) {
+      return absl::OkStatus();
+    }
     const auto limit = in.PushLimit(static_cast<int>(length));
     const EntryCheck check = ReadEntry(in, *field->message_type());
     in.PopLimit(limit);
