@@ -64,33 +64,37 @@ absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
     runtime::ModelRuntime& runtime, const ForwardCostOptions& options,
     const std::vector<int>& length_bucket_edges) {
   constexpr double kWithinBest = 0.95;  // the smallest size this close wins
-  constexpr double kPastPeak = 0.8;     // stop trying larger sizes below it
+  std::vector<int> sizes;
+  for (int size = 1; size < options.max_batch_size; size *= 2) {
+    sizes.push_back(size);
+  }
+  sizes.push_back(options.max_batch_size);
   std::vector<int> lengths;
   for (int edge : length_bucket_edges) {
     lengths.push_back(std::min(edge, options.max_tokens));
   }
   lengths.push_back(options.max_tokens);
+
   std::vector<int> caps;
   for (int length : lengths) {
-    std::vector<std::pair<int, double>> rows_per_second;  // (size, rows/s)
-    double best = 0;
-    for (int size = 1;; size = std::min(2 * size, options.max_batch_size)) {
-      auto seconds = MedianForwardSeconds(
-          runtime, options.num_features, {{size, length}}, options.repetitions);
-      if (!seconds.ok()) return seconds.status();
-      const double rate = size / std::max((*seconds)[0], 1e-9);
-      rows_per_second.emplace_back(size, rate);
-      best = std::max(best, rate);
-      if (size == options.max_batch_size || rate < kPastPeak * best) break;
+    std::vector<BatchShape> shapes;
+    for (int size : sizes) shapes.push_back({size, length});
+    auto seconds = MedianForwardSeconds(runtime, options.num_features, shapes,
+                                        options.repetitions);
+    if (!seconds.ok()) return seconds.status();
+    std::vector<double> rows_per_second;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      rows_per_second.push_back(sizes[i] / std::max((*seconds)[i], 1e-9));
     }
-    int cap = options.max_batch_size;
-    for (const auto& [size, rate] : rows_per_second) {
-      if (rate >= kWithinBest * best) {
-        cap = size;
-        break;
-      }
-    }
-    caps.push_back(cap);
+    const double best =
+        *std::max_element(rows_per_second.begin(), rows_per_second.end());
+    size_t chosen = 0;
+    while (rows_per_second[chosen] < kWithinBest * best) ++chosen;
+    caps.push_back(sizes[chosen]);
+  }
+  // Longer rows never earn a larger batch than shorter ones.
+  for (size_t i = caps.size() - 1; i > 0; --i) {
+    caps[i - 1] = std::max(caps[i - 1], caps[i]);
   }
   return caps;
 }

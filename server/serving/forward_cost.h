@@ -51,8 +51,13 @@ absl::StatusOr<double> MeasureMergeCostTokens(
 // within 5% of the most rows per second. On a CPU, batches of long rows
 // get slower per row past a point (this model at 128 tokens: 16 rows ran
 // 3.2x the rows/s of 64); a queue that always fills max_batch_size would
-// then serve less than it could, in an overload the most. Sizes stop being
-// tried once rows/s falls below 80% of the best. One entry per bucket
+// then serve less than it could, in an overload the most.
+// Against a busy machine (a load beside it once gave 2 for the <=16-token
+// bucket and 64 for <=10): every size of a bucket is timed in each round,
+// the rounds interleaved, and each size's median counts, so that a stall
+// hits one sample of a few sizes rather than a whole size; and a shorter
+// bucket never gets a smaller cap than a longer one (per row, longer rows
+// cost more, so their best batch is not larger). One entry per bucket
 // (edges + 1), each in [1, max_batch_size]. Errors: the runtime's own.
 absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
     runtime::ModelRuntime& runtime, const ForwardCostOptions& options,

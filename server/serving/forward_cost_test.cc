@@ -39,13 +39,33 @@ class CostModelRuntime final : public runtime::ModelRuntime {
   absl::StatusOr<std::vector<ScoringOutput>> Run(
       runtime::PreparedBatch& batch) override {
     auto& b = static_cast<Prepared&>(batch);
-    absl::SleepFor(fixed_ + b.size * (per_request_ + b.length * per_token_));
+    absl::Duration per_row = per_request_ + b.length * per_token_;
+    // A CPU's cache: past cliff_rows rows of cliff_length to
+    // cliff_max_length tokens, every row costs cliff_factor times as much.
+    if (b.size > cliff_rows_ && b.length >= cliff_length_ &&
+        b.length <= cliff_max_length_) {
+      per_row *= cliff_factor_;
+    }
+    absl::SleepFor(fixed_ + b.size * per_row);
+    ++calls_;
+    if (calls_ >= stall_from_call_ &&
+        calls_ < stall_from_call_ + stalled_calls_) {
+      absl::SleepFor(stall_);
+    }
     return std::vector<ScoringOutput>(b.size);
   }
   std::string device() const override { return "cost-model"; }
   int intra_op_threads() const override { return 1; }
 
   bool fail_ = false;
+  int cliff_rows_ = 1 << 30;
+  int cliff_length_ = 0;
+  int cliff_max_length_ = 1 << 30;
+  int cliff_factor_ = 3;
+  int stall_from_call_ = -1;  // the 1-based forward where a stall begins
+  int stalled_calls_ = 0;     // forwards in a row that it slows
+  absl::Duration stall_;      // added to each of them
+  int calls_ = 0;
 
  private:
   const absl::Duration fixed_, per_request_, per_token_;
@@ -97,6 +117,71 @@ TEST(ForwardCostTest, AFailingForwardIsReported) {
   runtime.fail_ = true;
   auto tokens = MeasureMergeCostTokens(runtime, Options());
   EXPECT_EQ(tokens.status().code(), absl::StatusCode::kInternal);
+}
+
+// Bucket caps: 5 buckets, lengths 8..128, sizes 1..64. Costs in
+// microseconds keep the test well under a second.
+const std::vector<int> kEdges = {8, 16, 32, 64};
+
+CostModelRuntime CheapRuntime() {
+  return CostModelRuntime(absl::Microseconds(400), absl::Microseconds(2),
+                          absl::Microseconds(1));
+}
+
+TEST(BucketBatchCapsTest, WithoutACliffEveryBucketTakesTheLargestBatch) {
+  // A fixed cost per forward and linear rows: more rows, more rows/s.
+  CostModelRuntime runtime = CheapRuntime();
+  auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
+  ASSERT_TRUE(caps.ok()) << caps.status();
+  EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 64, 64}));
+}
+
+TEST(BucketBatchCapsTest, LongRowsStopAtTheCliff) {
+  CostModelRuntime runtime = CheapRuntime();
+  runtime.cliff_rows_ = 8;
+  runtime.cliff_length_ = 64;
+  auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
+  ASSERT_TRUE(caps.ok()) << caps.status();
+  EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 8, 8}));
+}
+
+TEST(BucketBatchCapsTest, AStallOverSeveralForwardsChangesNoCap) {
+  // Another process takes the CPU for seven forwards in a row (+20 ms
+  // each). Timed one size after another, those seven would be all of one
+  // size's samples, and the size would lose its bucket (as it did under a
+  // test run: 2 for the <=16-token bucket); interleaved, they are one
+  // sample of each of seven sizes.
+  for (int first : {3, 10, 40, 80}) {
+    CostModelRuntime runtime = CheapRuntime();
+    runtime.cliff_rows_ = 8;
+    runtime.cliff_length_ = 64;
+    runtime.stall_from_call_ = first;
+    runtime.stalled_calls_ = 7;
+    runtime.stall_ = absl::Milliseconds(20);
+    auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
+    ASSERT_TRUE(caps.ok()) << caps.status();
+    EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 8, 8}))
+        << "stall from forward " << first;
+  }
+}
+
+TEST(BucketBatchCapsTest, AShorterBucketIsNeverCappedBelowALongerOne) {
+  // Only rows of up to 16 tokens hit a cliff (at 4 rows, 20x per row):
+  // measured alone their buckets would get 4, below the longer ones' 64.
+  CostModelRuntime runtime = CheapRuntime();
+  runtime.cliff_rows_ = 4;
+  runtime.cliff_max_length_ = 16;
+  runtime.cliff_factor_ = 20;
+  auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
+  ASSERT_TRUE(caps.ok()) << caps.status();
+  EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 64, 64}));
+}
+
+TEST(BucketBatchCapsTest, AFailingForwardIsReported) {
+  CostModelRuntime runtime = CheapRuntime();
+  runtime.fail_ = true;
+  auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
+  EXPECT_EQ(caps.status().code(), absl::StatusCode::kInternal);
 }
 
 }  // namespace
