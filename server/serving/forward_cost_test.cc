@@ -61,7 +61,7 @@ class CostModelRuntime final : public runtime::ModelRuntime {
   int cliff_rows_ = 1 << 30;
   int cliff_length_ = 0;
   int cliff_max_length_ = 1 << 30;
-  int cliff_factor_ = 3;
+  int cliff_factor_ = 1;
   int stall_from_call_ = -1;  // the 1-based forward where a stall begins
   int stalled_calls_ = 0;     // forwards in a row that it slows
   absl::Duration stall_;      // added to each of them
@@ -123,8 +123,10 @@ TEST(ForwardCostTest, AFailingForwardIsReported) {
 // microseconds keep the test well under a second.
 const std::vector<int> kEdges = {8, 16, 32, 64};
 
+// 2 ms a forward, 2 us a row, 1 us a token: without a cliff, 64 rows run
+// at least 1.2x the rows/s of 32 at every length (clear of the 5% margin).
 CostModelRuntime CheapRuntime() {
-  return CostModelRuntime(absl::Microseconds(400), absl::Microseconds(2),
+  return CostModelRuntime(absl::Milliseconds(2), absl::Microseconds(2),
                           absl::Microseconds(1));
 }
 
@@ -140,6 +142,7 @@ TEST(BucketBatchCapsTest, LongRowsStopAtTheCliff) {
   CostModelRuntime runtime = CheapRuntime();
   runtime.cliff_rows_ = 8;
   runtime.cliff_length_ = 64;
+  runtime.cliff_factor_ = 10;
   auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
   ASSERT_TRUE(caps.ok()) << caps.status();
   EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 8, 8}));
@@ -147,14 +150,15 @@ TEST(BucketBatchCapsTest, LongRowsStopAtTheCliff) {
 
 TEST(BucketBatchCapsTest, AStallOverSeveralForwardsChangesNoCap) {
   // Another process takes the CPU for seven forwards in a row (+20 ms
-  // each). Timed one size after another, those seven would be all of one
-  // size's samples, and the size would lose its bucket (as it did under a
-  // test run: 2 for the <=16-token bucket); interleaved, they are one
-  // sample of each of seven sizes.
+  // each, several times a forward). Timed one size after another, those seven
+  // would be all of one size's samples, and the size would lose its bucket (as
+  // it did under a test run: 2 for the <=16-token bucket); interleaved, they
+  // are one sample of each of seven sizes.
   for (int first : {3, 10, 40, 80}) {
     CostModelRuntime runtime = CheapRuntime();
     runtime.cliff_rows_ = 8;
     runtime.cliff_length_ = 64;
+    runtime.cliff_factor_ = 10;
     runtime.stall_from_call_ = first;
     runtime.stalled_calls_ = 7;
     runtime.stall_ = absl::Milliseconds(20);
@@ -166,12 +170,12 @@ TEST(BucketBatchCapsTest, AStallOverSeveralForwardsChangesNoCap) {
 }
 
 TEST(BucketBatchCapsTest, AShorterBucketIsNeverCappedBelowALongerOne) {
-  // Only rows of up to 16 tokens hit a cliff (at 4 rows, 20x per row):
+  // Only rows of up to 16 tokens hit a cliff (at 4 rows, 100x per row):
   // measured alone their buckets would get 4, below the longer ones' 64.
   CostModelRuntime runtime = CheapRuntime();
   runtime.cliff_rows_ = 4;
   runtime.cliff_max_length_ = 16;
-  runtime.cliff_factor_ = 20;
+  runtime.cliff_factor_ = 100;
   auto caps = MeasureBucketBatchCaps(runtime, Options(), kEdges);
   ASSERT_TRUE(caps.ok()) << caps.status();
   EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 64, 64}));
