@@ -76,7 +76,14 @@ absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
   lengths.push_back(options.max_tokens);
 
   std::vector<int> caps;
-  for (int length : lengths) {
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    const int length = lengths[b];
+    // Buckets past max_tokens (e.g. the one after an edge at max_tokens)
+    // hold no row the model accepts: the same cap, not measured again.
+    if (b > 0 && length == lengths[b - 1]) {
+      caps.push_back(caps.back());
+      continue;
+    }
     std::vector<BatchShape> shapes;
     for (int size : sizes) shapes.push_back({size, length});
     auto seconds = MedianForwardSeconds(runtime, options.num_features, shapes,

@@ -181,6 +181,18 @@ TEST(BucketBatchCapsTest, AShorterBucketIsNeverCappedBelowALongerOne) {
   EXPECT_EQ(*caps, std::vector<int>({64, 64, 64, 64, 64}));
 }
 
+TEST(BucketBatchCapsTest, BucketsPastMaxTokensAreNotMeasuredAgain) {
+  // Edges 64 and 128 with max_tokens 64: the last two buckets hold no row.
+  CostModelRuntime runtime = CheapRuntime();
+  ForwardCostOptions options = Options();
+  options.max_tokens = 64;
+  auto caps = MeasureBucketBatchCaps(runtime, options, {32, 64, 128});
+  ASSERT_TRUE(caps.ok()) << caps.status();
+  EXPECT_EQ(caps->size(), 4u);
+  // 7 sizes x 5 rounds for each of the two lengths, 32 and 64.
+  EXPECT_EQ(runtime.calls_, 2 * 7 * 5);
+}
+
 TEST(BucketBatchCapsTest, AFailingForwardIsReported) {
   CostModelRuntime runtime = CheapRuntime();
   runtime.fail_ = true;
