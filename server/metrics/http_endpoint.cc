@@ -1,8 +1,10 @@
 #include "server/metrics/http_endpoint.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -70,10 +72,21 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
         });
   }
   if (options.add_routes) options.add_routes(server);
+  // Debian's compiled cpp-httplib listens with a backlog of 5: 24 clients
+  // connecting at once overflowed it (TcpExtListenOverflows) and some got
+  // "connection reset" (test_v2_http under ASan). The listening socket is
+  // caught here and, once bound, listened on again with the kernel's
+  // backlog (Linux lets listen() raise it on a listening socket).
+  auto listening = std::make_shared<int>(-1);
+  server.set_socket_options([listening](socket_t sock) {
+    httplib::default_socket_options(sock);
+    *listening = sock;
+  });
   if (!server.bind_to_port(host, port)) {
     return absl::UnavailableError(
         absl::StrCat("cannot bind HTTP address ", options.address));
   }
+  if (*listening >= 0) ::listen(*listening, SOMAXCONN);
   endpoint->thread_ = std::thread([&server] { server.listen_after_bind(); });
   // httplib's stop() does nothing until the listen loop runs: a start that
   // fails at once would otherwise leave the destructor joining a thread
