@@ -1,6 +1,7 @@
 #include "server/serving/forward_cost.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -65,8 +66,8 @@ absl::StatusOr<std::vector<int>> MeasureBucketBatchCaps(
     const std::vector<int>& length_bucket_edges) {
   constexpr double kWithinBest = 0.95;  // the smallest size this close wins
   std::vector<int> sizes;
-  for (int size = 1; size < options.max_batch_size; size *= 2) {
-    sizes.push_back(size);
+  for (int64_t size = 1; size < options.max_batch_size; size *= 2) {
+    sizes.push_back(static_cast<int>(size));  // 64-bit: no overflow at 2^30
   }
   sizes.push_back(options.max_batch_size);
   std::vector<int> lengths;
