@@ -84,7 +84,11 @@ suite() {  # suite NAME COMMAND...
 # 40 minutes. So the bf16 path of ours (precision.cc's choice,
 # bf16_autocast.cc) runs under the plain ctest only, not under ASan.
 suite ctest bash -c "cd '$build_dir' && ctest --output-on-failure -j '$(nproc)' -E '^PrecisionTest[.]'"
+# The servers keep every bucket's batches up to max_batch_size
+# (--bucket_max_batch_sizes=off): measuring them at load times ASan's
+# allocator, not the model (30 s a load, and sizes of 1 for long rows).
 suite pytest env FUSION_SANITIZER=address \
+  FUSION_SERVER_ARGS=--bucket_max_batch_sizes=off \
   FUSION_SERVER_BIN="$build_dir/server/fusion-server" \
   FUSION_BENCH_BIN="$build_dir/client/fusion-bench" \
   /usr/bin/python3 -m pytest -q --durations=10 "${PYTHON_SUITES[@]/#/$root/}"

@@ -77,9 +77,9 @@ ABSL_FLAG(std::optional<double>, merge_cost_tokens, std::nullopt,
           "buckets; overrides config (unset: keep; 0: never merge)");
 ABSL_FLAG(std::vector<std::string>, bucket_max_batch_sizes, {},
           "The largest batch per length bucket: one per bucket (N,N,...), "
-          "off (every bucket up to max_batch_size) or measure (measured at "
-          "load where config.pbtxt leaves them unset); empty: config's, "
-          "unset there: every bucket up to max_batch_size");
+          "off (every bucket up to max_batch_size) or measure (the "
+          "default: config.pbtxt's, measured on the device at load where "
+          "it has none)");
 ABSL_FLAG(std::string, pipelining, "",
           "auto | on | off: collate the next batch during the forward; "
           "overrides config (empty: keep; auto: on for a GPU only)");
@@ -197,7 +197,6 @@ int main(int argc, char** argv) {
     std::vector<int> parsed;
     const bool off = sizes.size() == 1 && sizes[0] == "off";
     const bool measure = sizes.size() == 1 && sizes[0] == "measure";
-    options.batching.measure_bucket_batch_caps = measure;
     for (const std::string& size :
          off || measure ? std::vector<std::string>{} : sizes) {
       int value = 0;

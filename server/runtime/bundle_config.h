@@ -22,12 +22,9 @@ struct BatchingOverrides {
   std::optional<int64_t> max_queue_delay_us;
   std::optional<int> max_queue_size;
   std::optional<int64_t> max_queue_wait_us;
-  // Empty: every bucket up to max_batch_size (nothing measured).
+  // Unset: the config's, measured at load where it has none. Empty: every
+  // bucket up to max_batch_size (--bucket_max_batch_sizes=off).
   std::optional<std::vector<int>> bucket_max_batch_sizes;
-  // Measure bucket_max_batch_sizes at load where a config leaves them
-  // unset (--bucket_max_batch_sizes=measure); otherwise unset means every
-  // bucket up to max_batch_size.
-  bool measure_bucket_batch_caps = false;
   std::optional<int> instance_count;
   std::optional<double> merge_cost_tokens;
   std::optional<fusion::v1::BatchingConfig::Pipelining> pipelining;

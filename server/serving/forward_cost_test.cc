@@ -81,9 +81,10 @@ ForwardCostOptions Options() {
 }
 
 TEST(ForwardCostTest, RecoversTheFixedCostInTokenPositions) {
-  // 2 ms fixed, 50 us per token: 40 positions.
-  CostModelRuntime runtime(absl::Milliseconds(2), absl::Microseconds(100),
-                           absl::Microseconds(50));
+  // 8 ms fixed, 200 us per token: 40 positions. (At a quarter of that
+  // scale, sleeps overshooting by 0.65 ms under ctest -j2 read as 53.)
+  CostModelRuntime runtime(absl::Milliseconds(8), absl::Microseconds(400),
+                           absl::Microseconds(200));
   auto tokens = MeasureMergeCostTokens(runtime, Options());
   ASSERT_TRUE(tokens.ok()) << tokens.status();
   EXPECT_NEAR(*tokens, 40.0, 10.0);

@@ -67,18 +67,17 @@ absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
   return absl::OkStatus();
 }
 
-// Unset bucket_max_batch_sizes, with --bucket_max_batch_sizes=measure,
-// mean "measure them on this device": after the warm-up, so that no
-// first-shape cost is timed. Opt-in: on a busy machine the measurement is
-// noisy (a load beside a test run once gave 2 for the <=16-token bucket).
-absl::Status ResolveBucketBatchCaps(const LoaderOptions& options,
-                                    runtime::ModelRuntime& runtime,
+// Unset bucket_max_batch_sizes mean "measure them on this device": after
+// the warm-up, so that no first-shape cost is timed. On by default: with
+// every bucket up to max_batch_size, a backlog fills batches of 64 long
+// rows, which on a CPU compute half the rows per second of small ones, so
+// a server at 70% of capacity that fell behind once stayed behind (the
+// soak's collapse, bench/results/backlog_throughput.json).
+// --bucket_max_batch_sizes=off fills them in before this runs.
+absl::Status ResolveBucketBatchCaps(runtime::ModelRuntime& runtime,
                                     fusion::v1::ModelConfig& config) {
   auto* b = config.mutable_batching();
-  if (!b->bucket_max_batch_sizes().empty() ||
-      !options.overrides.measure_bucket_batch_caps) {
-    return absl::OkStatus();
-  }
+  if (!b->bucket_max_batch_sizes().empty()) return absl::OkStatus();
   ForwardCostOptions cost = CostOptionsFor(config);
   cost.repetitions = 3;
   const std::vector<int> edges(b->length_bucket_edges().begin(),
@@ -163,7 +162,7 @@ absl::StatusOr<LoadedVersion> Load(const LoaderOptions& options,
   }
   auto warmup_time = WarmUp(**runtime, **tokenizer, *config);
   if (!warmup_time.ok()) return warmup_time.status();
-  if (absl::Status status = ResolveBucketBatchCaps(options, **runtime, *config);
+  if (absl::Status status = ResolveBucketBatchCaps(**runtime, *config);
       !status.ok()) {
     return status;
   }

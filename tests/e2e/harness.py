@@ -12,6 +12,7 @@ import importlib
 import json
 import math
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -36,6 +37,9 @@ GRPC_PYTHON_PLUGIN = os.environ.get("GRPC_PYTHON_PLUGIN",
                                     "/usr/bin/grpc_python_plugin")
 PROTOC = os.environ.get("PROTOC", "/usr/bin/protoc")
 READY_TIMEOUT_S = 60.0
+# Flags for every server the tests start, before a test's own (the later
+# one wins): sanitizers/run_asan_tests.sh sets them.
+SERVER_ARGS_FROM_ENV = shlex.split(os.environ.get("FUSION_SERVER_ARGS", ""))
 
 
 class HarnessError(RuntimeError):
@@ -265,7 +269,8 @@ class ServerProcess:
         self.args = [self.binary, f"--model_repository={model_repository}",
                      f"--model={MODEL_NAME}", f"--grpc_address={self.grpc_address}",
                      f"--http_address={self.http_address}", "--device=cpu",
-                     "--precision=fp32", "--log_level=info"] + list(extra_args or [])
+                     "--precision=fp32", "--log_level=info"] + SERVER_ARGS_FROM_ENV + list(
+                         extra_args or [])
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="fusion-e2e-server-")
         self.log_path = os.path.join(self.log_dir, f"server-{self.grpc_port}.log")
         # Changes to this process's environment; None removes a variable.

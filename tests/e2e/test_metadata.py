@@ -41,6 +41,29 @@ def test_metadata(pb, stub, model_config, model):
     harness.observe("metadata_truncation", md.truncation)
 
 
+def test_metadata_reports_the_batch_sizes_measured_at_load(pb, stub, server):
+    """Unset in config.pbtxt, each length bucket's largest batch is measured
+    at load (README, Batching): the metadata reports the sizes the log
+    names; under --bucket_max_batch_sizes=off (the ASan run) every bucket
+    has max_batch_size."""
+    batching = stub.GetModelMetadata(pb.GetModelMetadataRequest(), timeout=10).batching
+    sizes = list(batching.bucket_max_batch_sizes)
+    assert len(sizes) == len(batching.length_bucket_edges) + 1, batching
+    with open(server.log_path, encoding="utf-8") as f:
+        logged = [line for line in f if "largest batch per length bucket" in line]
+    if "--bucket_max_batch_sizes=off" in server.args:
+        assert sizes == [batching.max_batch_size] * len(sizes)
+        assert logged == []
+        return
+    assert all(1 <= size <= batching.max_batch_size for size in sizes), sizes
+    # A longer bucket's rows cost more each, so its batch is never larger.
+    assert sizes == sorted(sizes, reverse=True), sizes
+    assert len(logged) == 1, logged
+    named = [int(part.split(": ")[1]) for part in
+             logged[0].split("largest batch per length bucket (")[1].split(";")[0].split(", ")]
+    assert named == sizes, logged[0]
+
+
 def test_metadata_explicit_version(pb, stub):
     md = stub.GetModelMetadata(pb.GetModelMetadataRequest(
         model=harness.MODEL_NAME, model_version=harness.MODEL_VERSION), timeout=10)

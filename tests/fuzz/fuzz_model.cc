@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 #include "server/runtime/fake_model_runtime.h"
 #include "server/serving/servable_loader.h"
@@ -23,9 +24,11 @@ FuzzModel& FuzzModel::Get() {
     // The server's own loader: config with overrides, tokenizer from the
     // config, warm-up; only the runtime is the fake.
     serving::LoaderOptions loader;
-    // One executor and a fixed merge cost: every run forms batches alike.
+    // One executor, a fixed merge cost and no measured batch caps: every
+    // run forms batches alike.
     loader.overrides.instance_count = 1;
     loader.overrides.merge_cost_tokens = 16;
+    loader.overrides.bucket_max_batch_sizes = std::vector<int>{};
     loader.runtime_factory = [](const std::string&,
                                 const fusion::v1::ModelConfig& config)
         -> absl::StatusOr<std::unique_ptr<runtime::ModelRuntime>> {

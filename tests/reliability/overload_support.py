@@ -10,6 +10,7 @@ fusion-bench, which it waits for.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,40 @@ def saturation_rps(target, seconds, warmup_s=1, concurrencies=(64,), pin_core=No
                        timeout_s=len(concurrencies) * (seconds + warmup_s + 60), pin_core=pin_core)
     best = max(report["runs"], key=lambda run: run["ok_rps"])
     return best["ok_rps"], best, {run["concurrency"]: run["ok_rps"] for run in report["runs"]}
+
+
+def open_loop_with_stall(server, rate, seconds, stall_at_s, stall_s, workload):
+    """fusion-bench's open loop at `rate` for `seconds` (1-s timeline, its
+    default 10-s call deadline) against `server`, which is SIGSTOPped for
+    `stall_s` after `stall_at_s`: a machine stall, as a busy VM has.
+    Returns fusion-bench's report."""
+    def stall():
+        time.sleep(stall_at_s)
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        time.sleep(stall_s)
+        os.kill(server.proc.pid, signal.SIGCONT)
+    staller = threading.Thread(target=stall)
+    staller.start()
+    try:
+        report = run_bench(server.grpc_address, [
+            f"--rate={rate:.0f}", f"--duration={seconds}s", "--warmup=0s",
+            "--timeline=1s", *workload], timeout_s=seconds + 120)
+    finally:
+        staller.join()
+    return report
+
+
+def seconds_to_catch_up(timeline, since_s, p99_bound_us):
+    """The first second (from `since_s`) from which every second of the
+    timeline was all OK with an OK p99 under `p99_bound_us`, minus
+    `since_s`; None when the load never got there."""
+    for i, point in enumerate(timeline):
+        if point["t_s"] < since_s:
+            continue
+        if all(set(p["codes"]) <= {"OK"} and p["ok_p99_us"] is not None
+               and p["ok_p99_us"] < p99_bound_us for p in timeline[i:]):
+            return round(point["t_s"] - since_s, 1)
+    return None
 
 
 def rate_profile(phases):

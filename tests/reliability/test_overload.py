@@ -13,9 +13,9 @@ close to all one core can receive, and more than one core of fusion-bench
 can send).
 
 Two settings make the targets reachable: the largest batch of each length
-bucket measured at load (--bucket_max_batch_sizes=measure, opt-in; under overload the batcher fills every batch,
-and on a CPU a batch of 64 long requests computes a third of the rows per
-second that a batch of 4 does), and the queue full once its work would
+bucket measured at load (the default; under overload the batcher fills
+every batch, and on a CPU a batch of 64 long requests computes a third of
+the rows per second that a batch of 4 does), and the queue full once its work would
 take longer than max_queue_wait_us (1 s here, opt-in) to compute, so an accepted request
 waits at most about that long, and after the burst the queue drains in
 about MAX_QUEUE_WAIT_S / (1 - BASE). The bounds are loose enough for a busy
@@ -38,9 +38,7 @@ MAX_QUEUE_WAIT_S = 1.0
 
 @pytest.fixture(scope="module")
 def server_args():
-    # Opt-in: on a busy machine the measurement is noisy (README, Batching).
-    return ["--bucket_max_batch_sizes=measure",
-            f"--max_queue_wait_us={int(MAX_QUEUE_WAIT_S * 1e6)}"]
+    return [f"--max_queue_wait_us={int(MAX_QUEUE_WAIT_S * 1e6)}"]
 # 6 s before the burst: the recovery reference is the highest p99 of any
 # second of it, and over 3 s that envelope missed the 11-16 ms seconds this
 # machine has now and then (3 of 9 runs, old and new cap measurement alike,

@@ -84,7 +84,9 @@ def test_soak(server, stubs):
         if key != "p99_ms_every_second":
             ov.record(f"soak {key}", value)
 
-    assert report["totals"]["errors"] == {}, f"the load got errors: {report['totals']['errors']}"
+    assert report["totals"]["errors"] == {}, (
+        f"the load got errors: {report['totals']['errors']}; every second (codes, OK p99 ms): "
+        f"{[(p['codes'], p99) for p, p99 in zip(run['timeline'], figures['p99_ms_every_second'])]}")
     assert run["unfinished"] == 0
     assert bad.sent >= SOAK_SECONDS, f"only {bad.sent} bad requests sent"
     assert bad.unexpected == [], f"bad requests answered otherwise: {bad.unexpected[:10]}"
