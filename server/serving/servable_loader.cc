@@ -70,9 +70,9 @@ absl::Status ResolveMergeCost(runtime::ModelRuntime& runtime,
 // Unset bucket_max_batch_sizes mean "measure them on this device": after
 // the warm-up, so that no first-shape cost is timed. On by default: with
 // every bucket up to max_batch_size, a backlog fills batches of 64 long
-// rows, which on a CPU compute half the rows per second of small ones, so
-// a server at 70% of capacity that fell behind once stayed behind (the
-// soak's collapse, bench/results/backlog_throughput.json).
+// rows, which on a CPU compute a third of the rows per second of small
+// ones, so a server at 70% of capacity that fell behind once stayed behind
+// (the soak's collapse, bench/results/backlog_throughput.json).
 // --bucket_max_batch_sizes=off fills them in before this runs.
 absl::Status ResolveBucketBatchCaps(runtime::ModelRuntime& runtime,
                                     fusion::v1::ModelConfig& config) {
