@@ -88,6 +88,23 @@ def measure_variant(name, args, log_dir):
             "stall": stall, "exit": rc}
 
 
+def summary(rounds):
+    """Per round, the ratios side by side: each variant's OK/s with DEEP
+    calls in flight over its OK/s with 64, and measured over off at each
+    concurrency."""
+    out = []
+    for r in rounds:
+        loops = {name: v["closed_loops"] for name, v in r.items()}
+        out.append({
+            "deep_over_64": {name: {c: round(l[c]["ok_rps"] / l["64"]["ok_rps"], 2)
+                                    for c in l if c != "64"} for name, l in loops.items()},
+            "measured_over_off": {c: round(loops["measured"][c]["ok_rps"] / loops["off"][c]["ok_rps"], 2)
+                                  for c in loops["measured"]},
+            "stall_errors": {name: sum(v["stall"]["errors"].values()) for name, v in r.items()},
+        })
+    return out
+
+
 def main():
     out = {"what": __doc__.split("\n\n")[0], "workload": WORKLOAD,
            "config": vars(ARGS), "rounds": []}
@@ -96,6 +113,7 @@ def main():
         order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
         out["rounds"].append({name: measure_variant(name, VARIANTS[name], log_dir)
                               for name in order})
+    out["summary"] = summary(out["rounds"])
     with open(ARGS.out, "w") as f:
         json.dump(out, f, indent=1)
     print(f"wrote {ARGS.out}")
