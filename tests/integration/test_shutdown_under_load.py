@@ -66,6 +66,21 @@ def test_sigterm_while_clients_keep_sending_never_cancels(protocol, tmp_path):
     assert held, f"the server did not report its held calls\n{srv.log_tail()}"
 
 
+def _wait_until_accepted(srv, calls, timeout_s=60):
+    """Waits until the server has accepted `calls` calls (answered plus in
+    flight, from /metrics); returns how many are in flight then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = harness.scrape_metrics(srv)
+        in_flight = sum(v for k, v in samples.items() if k.startswith("fusion_inflight_requests"))
+        answered = sum(v for k, v in samples.items() if k.startswith("fusion_requests_total"))
+        if in_flight + answered >= calls:
+            return int(in_flight)
+        assert time.monotonic() < deadline, (
+            f"the server accepted {in_flight + answered:.0f} of {calls} calls in {timeout_s} s")
+        time.sleep(0.005)
+
+
 def test_sigterm_with_300_in_flight_on_both_apis_answers_every_one(stubs, golden, tmp_path):
     """150 native and 150 v2 calls in flight at the signal: all computed."""
     v2 = v2_support.generate_v2_stubs(str(tmp_path / "v2stubs"))
@@ -100,7 +115,12 @@ def test_sigterm_with_300_in_flight_on_both_apis_answers_every_one(stubs, golden
         request = v2_support.to_grpc(v2, v2_support.request_from_golden([g]))
         v2_stub.ModelInfer.future(request, timeout=60).add_done_callback(recorder("v2"))
     assert first_answers.wait(60), "the first answers never came"
+    # Sent is not yet received: on a slow machine a call the server had not
+    # started when the signal came was rightly answered UNAVAILABLE (not
+    # started). The signal waits until the server accepted all 300.
+    in_flight = _wait_until_accepted(srv, 2 * per_api)
     srv.proc.send_signal(signal.SIGTERM)
+    harness.observe("sigterm_300_in_flight_at_signal", in_flight)
     exit_code = srv.wait(timeout=40)
     give_up = time.monotonic() + 20
     while sum(len(o) for o in outcomes.values()) < 2 * per_api and time.monotonic() < give_up:
