@@ -139,12 +139,35 @@ def test_every_dashboard_metric_is_in_a_real_scrape(project):
     figure("dashboard_expressions_checked", len(expressions))
 
 
-def test_every_dashboard_query_returns_data(project):
+def test_every_dashboard_query_returns_data(project, stubs, golden, golden_requests):
     """Compose's Prometheus evaluates every dashboard query (variables at
-    "All") to at least one series, after the test's traffic; the GPU ones
-    to none (CPU build)."""
+    "All") to at least one series while traffic runs, one request of it
+    refused; the GPU ones to none (CPU build). The traffic is this test's
+    own: the panels' rates look 2 minutes back, and on a slow run the
+    earlier tests' requests were older than that."""
     with open(DASHBOARD, encoding="utf-8") as f:
         expressions = dc.grafana_expressions(json.load(f))
+    with grpc.insecure_channel(project.grpc_target) as channel:
+        stub = stubs.scoring_pb2_grpc.ScoringServiceStub(channel)
+        bad = harness.request_from_golden(stubs, golden[0], by_ids=True)
+        bad.token_ids[0] = 10**6  # outside the vocabulary: INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Score(bad, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+    load = ClosedLoopLoad(project.grpc_target, stubs.scoring_pb2_grpc.ScoringServiceStub,
+                          golden_requests, in_flight=4).start()
+    try:
+        assert load.wait_for_ok(20, timeout=60), load.outcomes.summary()
+        errors, empty = _evaluate_dashboard(project, expressions)
+    finally:
+        load.stop()
+    assert not errors, "Prometheus rejects:\n" + "\n".join(errors)
+    assert not empty, "no data:\n" + "\n".join(empty)
+
+
+def _evaluate_dashboard(project, expressions):
+    """(queries Prometheus rejects, queries without data), each named by its
+    panel."""
 
     def has_data(result):
         return any(r["value"][1] not in ("NaN", "+Inf", "-Inf") for r in result)
@@ -158,8 +181,7 @@ def test_every_dashboard_query_returns_data(project):
             errors.append(f"{where}: {promql}: {result}")
         elif not gpu and not has_data(result):
             empty.append(f"{where}: {promql}")
-    assert not errors, "Prometheus rejects:\n" + "\n".join(errors)
-    assert not empty, "no data:\n" + "\n".join(empty)
+    return errors, empty
 
 
 def test_compose_stop_under_load_loses_no_request(project, stubs, golden_requests):
