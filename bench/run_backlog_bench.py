@@ -3,7 +3,7 @@
 per second with a deep queue as with a shallow one, and does it catch up
 after it fell behind once? With every length bucket allowed batches up to
 max_batch_size (64), a backlog fills batches of 64 long rows, which on a CPU
-compute about half the rows per second of small batches: a server that
+compute about a third of the rows per second of small batches: a server that
 fell behind then served less than its arrivals and never caught up (the
 60-s soak at 70% of capacity failed in CI that way). The batch caps measured
 at load (the default) are meant to prevent it.

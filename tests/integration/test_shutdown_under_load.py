@@ -16,6 +16,7 @@ import pytest
 
 import harness
 import v2_support
+from repository_fixtures import metric
 
 BENCH_BIN = os.environ.get(
     "FUSION_BENCH_BIN", os.path.join(harness.REPO_ROOT, "build", "client", "fusion-bench"))
@@ -72,8 +73,8 @@ def _wait_until_accepted(srv, calls, timeout_s=60):
     deadline = time.monotonic() + timeout_s
     while True:
         samples = harness.scrape_metrics(srv)
-        in_flight = sum(v for k, v in samples.items() if k.startswith("fusion_inflight_requests"))
-        answered = sum(v for k, v in samples.items() if k.startswith("fusion_requests_total"))
+        in_flight = metric(samples, "fusion_inflight_requests") or 0
+        answered = metric(samples, "fusion_requests_total") or 0
         if in_flight + answered >= calls:
             return int(in_flight)
         assert time.monotonic() < deadline, (
